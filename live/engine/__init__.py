@@ -1,0 +1,1 @@
+"""The live engine: sessions, turns and the speech stage, in typed events."""

@@ -1,0 +1,226 @@
+"""Typed events between the engine and the wire dialects.
+
+Commands (what a client asks) are imperative; events (what the engine tells)
+are named as facts. Dialects translate frames to commands and events to
+frames; the engine never sees JSON.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+# ---------------------------------------------------------------- commands
+
+
+@dataclass(frozen=True, slots=True)
+class StartSpeaking:
+    stamp: str
+
+
+@dataclass(frozen=True, slots=True)
+class AppendAudio:
+    """PCM16 mono 16 kHz audio: part of an explicit utterance, or the open mic stream."""
+
+    pcm: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class EndSpeaking:
+    stamp: str
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitUtterance:
+    """A whole utterance in one piece (dialects that send audio then "end")."""
+
+    pcm: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SendText:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Interrupt:
+    turn_id: str | None = None
+    played_ms: int | None = None
+    heard_text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReportPlayback:
+    turn_id: str | None
+    played_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class SetMuted:
+    muted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    payload: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigureOutput:
+    audio_format: str
+    sample_rate: int = 0
+
+
+Command = (
+    StartSpeaking
+    | AppendAudio
+    | EndSpeaking
+    | SubmitUtterance
+    | SendText
+    | Interrupt
+    | ReportPlayback
+    | SetMuted
+    | Ping
+    | ConfigureOutput
+)
+
+# ---------------------------------------------------------------- events
+
+AgentState = Literal["listening", "thinking", "speaking"]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStarted:
+    session_id: str
+    conversation_id: str
+    username: str
+    server_vad: bool
+    output_format: str
+    output_sample_rate: int
+    features: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged:
+    state: AgentState
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechDetected:
+    """Server VAD heard the user start (`speech_start`) or stop (`speech_end`)."""
+
+    state: Literal["speech_start", "speech_end"]
+
+
+@dataclass(frozen=True, slots=True)
+class UserTranscribed:
+    turn_id: str
+    text: str
+    ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class NothingHeard:
+    """The utterance held no words (or only the bot's own echo); no LLM call follows."""
+
+    turn_id: str
+    reason: Literal["empty_transcript", "echo"]
+
+
+@dataclass(frozen=True, slots=True)
+class AgentTextDelta:
+    turn_id: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class SentenceStarted:
+    """The text of the sentence whose audio follows (`bot_text_chunk`)."""
+
+    turn_id: str
+    seq: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class SentenceAudio:
+    """Audio of sentence `seq`: a whole WAV, or one PCM16 chunk of it."""
+
+    turn_id: str
+    seq: int
+    audio: bytes
+    audio_format: str
+    sample_rate: int
+    duration_ms: int
+    text: str
+    final: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class BotReplied:
+    """The whole reply as text, sent when no audio was produced."""
+
+    turn_id: str
+    text: str
+    ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackStopped:
+    turn_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class TurnEnded:
+    turn_id: str
+    interrupted: bool
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class TurnMetrics:
+    turn_id: str
+    timeline: dict[str, int]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorRaised:
+    code: str
+    message: str
+    turn_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    payload: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutputConfigured:
+    audio_format: str
+    sample_rate: int
+
+
+Event = (
+    SessionStarted
+    | StateChanged
+    | SpeechDetected
+    | UserTranscribed
+    | NothingHeard
+    | AgentTextDelta
+    | SentenceStarted
+    | SentenceAudio
+    | BotReplied
+    | PlaybackStopped
+    | TurnEnded
+    | TurnMetrics
+    | ErrorRaised
+    | Pong
+    | OutputConfigured
+)
+
+
+def turn_of(event: Event) -> str | None:
+    """The turn an event belongs to, if any."""
+    return getattr(event, "turn_id", None)

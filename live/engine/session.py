@@ -1,0 +1,330 @@
+"""A live session: one conversation, its turns, its microphone stream.
+
+`handle()` is synchronous and never waits for a turn, so an `interrupt` is
+acted on the moment it is read. Every task the session starts is owned here
+and ended by `close()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import replace
+
+from ..audio.vad import Endpointer, SpeechConfirmed, SpeechDiscarded, SpeechEnded, SpeechStarted
+from ..audio.wav import pcm16_duration_ms
+from ..config import LiveSettings
+from ..errors import ErrorCode
+from .echo import EchoGuard
+from .events import (
+    AppendAudio,
+    Command,
+    ConfigureOutput,
+    EndSpeaking,
+    ErrorRaised,
+    Event,
+    Interrupt,
+    OutputConfigured,
+    Ping,
+    PlaybackStopped,
+    Pong,
+    ReportPlayback,
+    SendText,
+    SessionStarted,
+    SetMuted,
+    SpeechDetected,
+    StartSpeaking,
+    StateChanged,
+    SubmitUtterance,
+    TurnEnded,
+)
+from .ports import Agent, Conversation, Speech
+from .speech import OutputFormat
+from .turn import INPUT_SAMPLE_RATE, Turn, TurnContext
+
+log = logging.getLogger("astrbot")
+
+FEATURES = (
+    "turn_ids",
+    "binary_pcm_input",
+    "server_vad",
+    "ping",
+    "mute",
+    "interrupt_played_ms",
+    "playback_report",
+    "output_format",
+    "state",
+    "text_input",
+)
+_MAX_VAD_BACKLOG = 256  # chunks; beyond this the stream is lagging and old audio is dropped
+
+
+class LiveSession:
+    def __init__(
+        self,
+        *,
+        session_id: str,
+        conversation: Conversation,
+        settings: LiveSettings,
+        agent: Agent,
+        speech: Speech,
+        sink: Callable[[Event], None],
+        endpointer_factory: Callable[[], Endpointer] | None = None,
+        output: OutputFormat | None = None,
+        reports_playback: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.id = session_id
+        self.conversation = conversation
+        self.settings = settings
+        self._sink = sink
+        self._clock = clock
+        self._ctx = TurnContext(
+            conversation=conversation,
+            agent=agent,
+            speech=speech,
+            output=output or OutputFormat(settings.output_audio_format, settings.output_sample_rate),
+            fast_first_clause=settings.first_clause_fast_path,
+            tts_parallelism=settings.tts_parallelism,
+            echo=EchoGuard() if settings.echo_guard else None,
+        )
+        self._endpointer_factory = endpointer_factory
+        self._endpointer: Endpointer | None = None
+        self._vad_queue: asyncio.Queue[tuple[bytes, float]] = asyncio.Queue()
+        self._vad_task: asyncio.Task | None = None
+        self.vad_lags_ms: deque[float] = deque(maxlen=1024)
+        self._reports_playback = reports_playback
+        self._turn: Turn | None = None  # the running or last turn
+        self._finalizers: set[asyncio.Task] = set()
+        self._utterance: bytearray | None = None
+        self._stamp: str | None = None
+        self._utterance_capped = False
+        self.muted = False
+        self.closed = False
+
+    def __repr__(self) -> str:
+        return f"LiveSession({self.id}, user={self.conversation.username})"
+
+    @property
+    def busy(self) -> bool:
+        return self._turn is not None and not self._turn.done
+
+    # ------------------------------------------------------------ lifecycle
+
+    def open(self) -> None:
+        if self._endpointer_factory is not None:
+            self._endpointer = self._endpointer_factory()
+            self._vad_task = asyncio.create_task(self._vad_loop(), name=f"live-vad-{self.id}")
+        self._sink(
+            SessionStarted(
+                session_id=self.id,
+                conversation_id=self.conversation.conversation_id,
+                username=self.conversation.username,
+                server_vad=self._endpointer is not None,
+                output_format=self._ctx.output.audio_format,
+                output_sample_rate=self._ctx.output.sample_rate,
+                features=FEATURES,
+            )
+        )
+        self._sink(StateChanged("listening"))
+
+    async def close(self) -> None:
+        """Single teardown path: ends the turn (keeping heard history), VAD and finalizers."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._vad_task is not None:
+            self._vad_task.cancel()
+            await asyncio.gather(self._vad_task, return_exceptions=True)
+        turn = self._turn
+        if turn is not None and not turn.done:
+            self._interrupt(turn, played_ms=None, notify=False)
+        if self._finalizers:
+            await asyncio.gather(*list(self._finalizers), return_exceptions=True)
+        self._endpointer = None
+
+    # ------------------------------------------------------------ commands
+
+    def handle(self, command: Command) -> None:
+        if self.closed:
+            return
+        match command:
+            case AppendAudio(pcm=pcm):
+                self._on_audio(pcm)
+            case StartSpeaking(stamp=stamp):
+                self._on_start_speaking(stamp)
+            case EndSpeaking(stamp=stamp):
+                self._on_end_speaking(stamp)
+            case SubmitUtterance(pcm=pcm):
+                self._begin_turn(pcm=pcm)
+            case SendText(text=text):
+                self._begin_turn(text=text)
+            case Interrupt(turn_id=turn_id, played_ms=played_ms):
+                if played_ms is not None:
+                    self._reports_playback = True
+                turn = self._turn
+                if turn is not None and (turn_id is None or turn_id == turn.id):
+                    self._interrupt(turn, played_ms)
+            case ReportPlayback(turn_id=turn_id, played_ms=played_ms):
+                self._reports_playback = True
+                turn = self._turn
+                if turn is not None and (turn_id is None or turn_id == turn.id):
+                    turn.report_played(played_ms)
+            case SetMuted(muted=muted):
+                self.muted = muted
+            case Ping(payload=payload):
+                self._sink(Pong(payload))
+            case ConfigureOutput(audio_format=fmt, sample_rate=rate):
+                self._configure_output(fmt, rate)
+
+    def _configure_output(self, fmt: str, rate: int) -> None:
+        if fmt not in ("wav", "pcm16") or not (rate == 0 or 8000 <= rate <= 48000):
+            self._error(ErrorCode.UNSUPPORTED_FORMAT, "output audio must be wav or pcm16, at 8000-48000 Hz or 0")
+            return
+        self._ctx.output = replace(self._ctx.output, audio_format=fmt, sample_rate=rate)
+        self._sink(OutputConfigured(fmt, rate))
+
+    # ------------------------------------------------------------ audio in
+
+    def _on_start_speaking(self, stamp: str) -> None:
+        self._utterance, self._stamp, self._utterance_capped = bytearray(), stamp, False
+        if self.busy and self.settings.busy_policy == "interrupt" and self.settings.barge_in_enabled:
+            self._interrupt(self._turn, played_ms=None)  # type: ignore[arg-type]
+
+    def _on_end_speaking(self, stamp: str) -> None:
+        if self._utterance is None:
+            self._error(ErrorCode.NOT_SPEAKING, "end_speaking without start_speaking")
+            return
+        if stamp != self._stamp:
+            self._error(ErrorCode.STAMP_MISMATCH, "end_speaking stamp does not match start_speaking")
+            return
+        pcm, self._utterance, self._stamp = bytes(self._utterance), None, None
+        if not pcm:
+            self._error(ErrorCode.INVALID_AUDIO, "the utterance held no audio")
+            return
+        self._begin_turn(pcm=pcm)
+
+    def _on_audio(self, pcm: bytes) -> None:
+        if self._utterance is not None:
+            limit = self.settings.limits.max_utterance_ms
+            if pcm16_duration_ms(bytes(self._utterance) + pcm, INPUT_SAMPLE_RATE) > limit:
+                if not self._utterance_capped:
+                    self._utterance_capped = True
+                    self._error(
+                        ErrorCode.UTTERANCE_TOO_LONG,
+                        f"utterance longer than {limit // 1000} s; the rest is ignored",
+                    )
+                return
+            self._utterance += pcm
+            return
+        if self.muted:
+            return
+        if self._endpointer is None:
+            self._error(ErrorCode.NOT_SPEAKING, "audio outside start_speaking/end_speaking and server VAD is off")
+            return
+        if self._vad_queue.qsize() >= _MAX_VAD_BACKLOG:
+            self._vad_queue.get_nowait()  # drop the oldest chunk rather than fall further behind
+        self._vad_queue.put_nowait((pcm, self._clock()))
+
+    async def _vad_loop(self) -> None:
+        assert self._endpointer is not None
+        endpointer = self._endpointer
+        while True:
+            pcm, queued_at = await self._vad_queue.get()
+            chunks = [pcm]
+            while not self._vad_queue.empty() and len(chunks) < 32:
+                chunks.append(self._vad_queue.get_nowait()[0])
+            events = await asyncio.to_thread(endpointer.feed, b"".join(chunks))
+            self.vad_lags_ms.append((self._clock() - queued_at) * 1000)
+            for event in events:
+                self._on_vad(event)
+
+    def _on_vad(self, event) -> None:
+        match event:
+            case SpeechStarted():
+                self._sink(SpeechDetected("speech_start"))
+            case SpeechConfirmed(speech_ms=speech_ms):
+                if (
+                    self.busy
+                    and self.settings.barge_in_enabled
+                    and self.settings.busy_policy == "interrupt"
+                    and speech_ms >= self.settings.barge_in_min_speech_ms
+                ):
+                    self._interrupt(self._turn, played_ms=None)  # type: ignore[arg-type]
+            case SpeechEnded(pcm=pcm):
+                self._sink(SpeechDetected("speech_end"))
+                self._begin_turn(pcm=pcm)
+            case SpeechDiscarded():
+                self._sink(SpeechDetected("speech_end"))
+
+    # ------------------------------------------------------------ turns
+
+    def _begin_turn(self, *, text: str | None = None, pcm: bytes | None = None) -> None:
+        previous = self._turn
+        if previous is not None and not previous.done:
+            if self.settings.busy_policy == "reject":
+                self._error(ErrorCode.PROCESSING_ERROR, "Session is busy", previous.id)
+                return
+            self._interrupt(previous, played_ms=None)
+        elif previous is not None and self._still_playing(previous):
+            self._interrupt(previous, played_ms=None)
+        turn = Turn(self._ctx, self._sink, text=text, pcm=pcm, previous=previous, clock=self._clock)
+        self._turn = turn
+        turn.task = asyncio.create_task(self._run_turn(turn), name=f"live-turn-{turn.id}")
+
+    async def _run_turn(self, turn: Turn) -> None:
+        try:
+            await turn.run()
+        except asyncio.CancelledError:
+            if not turn.interrupted:
+                raise
+        except Exception as exc:
+            log.error("live turn %s failed: %s", turn.id, exc, exc_info=True)
+            turn.emit(ErrorRaised(ErrorCode.AGENT_FAILED, f"the turn failed: {exc}", turn.id))
+            turn.emit(TurnEnded(turn.id, interrupted=False, text=turn.reply_text))
+            turn.emit(StateChanged("listening"))
+        finally:
+            if not turn.interrupted:
+                turn.finalized.set()
+
+    def _still_playing(self, turn: Turn) -> bool:
+        """The server sent all audio, but the client is still playing it."""
+        if turn.interrupted or turn.stage is None or not turn.stage.produced_audio:
+            return False
+        return turn.estimated_played_ms() < turn.stage.audio_ms
+
+    def _interrupt(self, turn: Turn, played_ms: int | None, notify: bool = True) -> None:
+        """Barge-in, all at once: stop_play out, agent stopped, TTS cancelled, audio dropped."""
+        if turn.interrupted:
+            if played_ms is not None:
+                turn.report_played(played_ms)
+            return
+        running = not turn.done
+        if not running and not self._still_playing(turn) and played_ms is None:
+            return
+        turn.interrupted = True
+        if played_ms is not None:
+            turn.report_played(played_ms)
+        turn.silenced = True
+        if turn.agent_run is not None:
+            turn.agent_run.stop()
+        if turn.task is not None:
+            turn.task.cancel()
+        turn.finalized.clear()
+        if notify:
+            self._sink(PlaybackStopped(turn.id))
+            if running:
+                self._sink(TurnEnded(turn.id, interrupted=True, text=""))
+                self._sink(StateChanged("listening"))
+        finalizer = asyncio.create_task(
+            turn.finalize(wait_for_report=self._reports_playback and notify),
+            name=f"live-finalize-{turn.id}",
+        )
+        self._finalizers.add(finalizer)
+        finalizer.add_done_callback(self._finalizers.discard)
+
+    def _error(self, code: ErrorCode, message: str, turn_id: str | None = None) -> None:
+        self._sink(ErrorRaised(code, message, turn_id))

@@ -1,0 +1,1 @@
+"""Every touch of AstrBot internals lives in this package, behind small functions."""

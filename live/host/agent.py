@@ -1,0 +1,196 @@
+"""The engine's `Agent`, on AstrBot's WebChat queue.
+
+A turn is injected into the WebChat queue with `action_type: "live"`, so the
+full pipeline (persona, plugins, tools, knowledge bases, memory) answers. Our
+`on_llm_request` hook then switches the event to plain streaming, so the
+host's own `run_live_agent` never runs: the text deltas come back on the
+back queue and the plugin's speech stage voices them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from astrbot.api import logger
+from astrbot.core.platform.sources.webchat.webchat_queue_mgr import webchat_queue_mgr
+from astrbot.core.utils.active_event_registry import active_event_registry
+
+from ..engine.ports import AgentDelta, AgentNotice, AgentOutput, Conversation
+
+LIVE_ACTION = "live"
+PLUGIN_ACTION = "live_mode_plugin"  # what the event carries once our hook has claimed it
+INTERRUPTED_MARK = "…"
+_NOTICE_TYPES = {"reasoning", "tool_call", "tool_call_result", "agent_stats", "tts_stats"}
+
+
+def umo_of(conversation: Conversation) -> str:
+    return f"webchat:FriendMessage:webchat!{conversation.username}!{conversation.conversation_id}"
+
+
+class WebChatAgentRun:
+    """One request in the host pipeline, read from its back queue."""
+
+    def __init__(self, agent: WebChatAgent, conversation: Conversation, text: str) -> None:
+        self._agent = agent
+        self.conversation = conversation
+        self.text = text
+        self.message_id = uuid.uuid4().hex
+        self.checkpoint_id = str(uuid.uuid4())
+        self.umo = umo_of(conversation)
+        self.stopped = False
+        self.reply = ""
+        self.bot_record_id: int | None = None
+        self._done = asyncio.Event()
+        self._queue = webchat_queue_mgr.get_or_create_back_queue(self.message_id, conversation.conversation_id)
+        self._drain: asyncio.Task | None = None
+
+    async def outputs(self) -> AsyncIterator[AgentOutput]:
+        try:
+            await self._agent.history.save_user(self)
+            await webchat_queue_mgr.get_or_create_queue(self.conversation.conversation_id).put(
+                (
+                    self.conversation.username,
+                    self.conversation.conversation_id,
+                    {
+                        "message_id": self.message_id,
+                        "message": [{"type": "plain", "text": self.text}],
+                        "action_type": LIVE_ACTION,
+                        "llm_checkpoint_id": self.checkpoint_id,
+                        "flags": {"enable_streaming": True},
+                    },
+                )
+            )
+            while True:
+                item = await self._queue.get()
+                output = self._translate(item)
+                if output is _END:
+                    break
+                if output is not None:
+                    yield output
+            await self._agent.history.save_bot(self, self.reply)
+            self._close()
+        finally:
+            if not self._done.is_set() and self._drain is None:
+                # Abandoned mid-stream (barge-in): drain until the host finishes the request.
+                self._drain = asyncio.create_task(self._drain_until_end(), name=f"live-drain-{self.message_id}")
+
+    def _translate(self, item: Any) -> AgentOutput | None | object:
+        if not isinstance(item, dict):
+            return None
+        kind = item.get("type")
+        if kind == "end":
+            return _END
+        if kind != "plain":
+            return None
+        data = item.get("data")
+        text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
+        chain_type = item.get("chain_type")
+        if chain_type in _NOTICE_TYPES:
+            return AgentNotice(str(chain_type), text)
+        if chain_type == "break" or not text:
+            return None
+        # Streaming deltas, or a whole reply sent at once (commands, errors, non-LLM plugins).
+        self.reply += text
+        return AgentDelta(text)
+
+    async def _drain_until_end(self) -> None:
+        try:
+            while True:
+                item = await self._queue.get()
+                if isinstance(item, dict) and item.get("type") == "end":
+                    break
+        finally:
+            self._close()
+
+    def _close(self) -> None:
+        webchat_queue_mgr.remove_back_queue(self.message_id)
+        self._agent.forget(self)
+        self._done.set()
+
+    def stop(self) -> None:
+        if self.stopped:
+            return
+        self.stopped = True
+        count = active_event_registry.request_agent_stop_all(self.umo)
+        logger.debug("live barge-in: stop requested for %s (%d active)", self.message_id, count)
+
+    async def closed(self) -> None:
+        if self._drain is None and not self._done.is_set():
+            self._drain = asyncio.create_task(self._drain_until_end(), name=f"live-drain-{self.message_id}")
+        try:
+            await self._done.wait()
+        except asyncio.CancelledError:
+            raise
+
+    async def keep_heard(self, heard: str) -> None:
+        """Cut this answer, in memory and in the WebChat transcript, to what was heard."""
+        await self._agent.history.save_bot(self, heard, interrupted=True)
+        manager = self._agent.conversations
+        cid = await manager.get_curr_conversation_id(self.umo)
+        record = await manager.get_conversation(self.umo, cid) if cid else None
+        if record is None:
+            return
+        history = json.loads(record.history) if isinstance(record.history, str) else list(record.history or [])
+        for index in range(len(history) - 1, -1, -1):
+            message = history[index]
+            if message.get("role") == "user":
+                return  # this answer never reached the history: nothing to cut
+            if message.get("role") == "assistant":
+                if heard:
+                    message["content"] = heard + INTERRUPTED_MARK
+                    message.pop("tool_calls", None)
+                else:
+                    del history[index]
+                await manager.update_conversation(self.umo, cid, history=history)
+                return
+
+    async def aclose(self) -> None:
+        """Abandon the request (plugin unload): stop it and stop waiting for it."""
+        self.stop()
+        if self._drain is not None and not self._drain.done():
+            self._drain.cancel()
+            await asyncio.gather(self._drain, return_exceptions=True)
+        self._close()
+
+
+_END = object()
+
+
+class WebChatAgent:
+    """Starts runs and knows which pipeline events are ours."""
+
+    def __init__(self, conversations: Any, history: Any) -> None:
+        self.conversations = conversations  # the host's ConversationManager
+        self.history = history
+        self._runs: dict[str, WebChatAgentRun] = {}
+
+    def start(self, conversation: Conversation, text: str) -> WebChatAgentRun:
+        run = WebChatAgentRun(self, conversation, text)
+        self._runs[run.message_id] = run
+        return run
+
+    def forget(self, run: WebChatAgentRun) -> None:
+        self._runs.pop(run.message_id, None)
+
+    def claim(self, event: Any) -> bool:
+        """`on_llm_request` hook: route our events to plain streaming (our speech stage).
+
+        Returns True when the event is ours. A run stopped before the agent
+        started is stopped here, so it never calls the LLM.
+        """
+        message_id = str(getattr(getattr(event, "message_obj", None), "message_id", ""))
+        run = self._runs.get(message_id)
+        if run is None or event.get_extra("action_type") != LIVE_ACTION:
+            return False
+        event.set_extra("action_type", PLUGIN_ACTION)
+        event.set_extra("enable_streaming", True)
+        if run.stopped:
+            event.stop_event()
+        return True
+
+    async def aclose(self) -> None:
+        await asyncio.gather(*(run.aclose() for run in list(self._runs.values())), return_exceptions=True)

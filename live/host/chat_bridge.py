@@ -1,0 +1,70 @@
+"""`ct=chat` frames, answered by the host's own unified-chat handler.
+
+The host already implements `bind`/`send`/`interrupt` with attachments and
+history; we delegate to it, adding what it lacks on our endpoint: every
+session id is checked to belong to the connected user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from astrbot.api import logger
+
+from ..errors import AuthError
+
+SendJson = Callable[[dict], Awaitable[None]]
+
+
+class ChatBridge:
+    def __init__(self, app: Any, access: Any, username: str, conversation_id: str, send_json: SendJson) -> None:
+        self._service = app.state.services.live_chat
+        self._access = access
+        self._username = username
+        self._conversation_id = conversation_id
+        self._send = send_json
+        self._session = self._service.create_session(username)
+        self._tasks: set[asyncio.Task] = set()
+
+    async def handle(self, message: dict) -> None:
+        kind = message.get("t")
+        if kind in ("bind", "send"):
+            message.setdefault("session_id", self._conversation_id)
+            try:
+                await self._access.open_conversation(self._username, str(message.get("session_id") or ""))
+            except AuthError as exc:
+                await self._send({"ct": "chat", "t": "error", "code": exc.code.value, "data": exc.message})
+                return
+        if kind != "send":
+            await self._service.handle_chat_message(self._session, message, self._send)
+            return
+        request_id = str(message.get("message_id") or "")
+        active = self._session.chat_request_tasks.get(request_id)
+        if request_id and active is not None and not active.done():
+            await self._send(
+                {"ct": "chat", "t": "error", "data": "Duplicate active message_id",
+                 "code": "INVALID_MESSAGE_FORMAT", "message_id": request_id}
+            )  # fmt: skip
+            return
+        task = asyncio.create_task(self._run(message), name=f"live-chat-{request_id or 'send'}")
+        if request_id:
+            self._session.chat_request_tasks[request_id] = task
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, message: dict) -> None:
+        try:
+            await self._service.handle_chat_message(self._session, message, self._send)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.error("live chat-mode request failed: %s", exc, exc_info=True)
+            await self._send({"ct": "chat", "t": "error", "code": "PROCESSING_ERROR", "data": str(exc)})
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._service.cleanup_session(self._session)

@@ -1,0 +1,40 @@
+"""Builds the endpoint's services from AstrBot's plugin context."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..audio.vad import Endpointer, VadSettings
+from ..config import LiveSettings
+from ..protocol.astrbot_live import AstrBotLiveDialect
+from ..transport.server import Services
+from .access import HostAccess
+from .agent import WebChatAgent
+from .chat_bridge import ChatBridge
+from .speech import HostSpeech
+from .webchat_history import WebChatHistory
+
+
+def endpointer_for(settings: LiveSettings) -> Endpointer:
+    return Endpointer(
+        VadSettings(
+            threshold=settings.vad_threshold,
+            silence_ms=settings.vad_silence_ms,
+            min_speech_ms=settings.vad_min_speech_ms,
+            preroll_ms=settings.vad_preroll_ms,
+            confirm_ms=settings.barge_in_min_speech_ms,
+            max_utterance_ms=settings.limits.max_utterance_ms,
+        )
+    )
+
+
+def build_services(context: Any, settings: Callable[[], LiveSettings]) -> Services:
+    return Services(
+        access=HostAccess,
+        agent=WebChatAgent(context.conversation_manager, WebChatHistory(context.message_history_manager)),
+        speech=HostSpeech(context, settings),
+        chat=ChatBridge,
+        endpointer=endpointer_for,
+        dialects={"astrbot": lambda s: AstrBotLiveDialect(s.limits.max_text_chars)},
+    )

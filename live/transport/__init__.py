@@ -1,0 +1,1 @@
+"""WebSocket and HTTP endpoints: authentication, framing, limits."""

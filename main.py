@@ -1,0 +1,83 @@
+"""Live Mode for AstrBot: wiring only. Everything else lives in `live/`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from astrbot.api import AstrBotConfig, logger
+from astrbot.api.event import AstrMessageEvent, filter
+from astrbot.api.star import Context, Star
+from starlette.routing import WebSocketRoute
+
+from .live import PROTOCOL_VERSION
+from .live.config import LiveSettings
+from .live.errors import CloseCode
+from .live.host.dashboard import RouteMount
+from .live.host.offline_providers import register_offline_providers
+from .live.host.runtime import build_services
+from .live.transport.pages import page_routes
+from .live.transport.server import WS_PATH, LiveServer
+
+PLUGIN_DIR = Path(__file__).resolve().parent
+VERSION = "0.1.0"
+
+register_offline_providers()
+
+
+class LiveModePlugin(Star):
+    def __init__(self, context: Context, config: AstrBotConfig | None = None) -> None:
+        super().__init__(context)
+        self.settings = LiveSettings.from_config(config)
+        self.services = build_services(context, lambda: self.settings)
+        self.server = LiveServer(lambda: self.settings, self.services)
+        self.routes = RouteMount()
+        context.register_web_api("live/status", self.status, ["GET"], "Live Mode status")
+
+    async def initialize(self) -> None:
+        self.routes.mount(self._routes())  # hot reload: the dashboard already exists
+
+    @filter.on_astrbot_loaded()
+    async def on_loaded(self) -> None:
+        self.routes.mount(self._routes())  # cold boot: the dashboard exists from here on
+
+    @filter.on_llm_request(priority=100000)
+    async def on_llm_request(self, event: AstrMessageEvent, req) -> None:
+        self.services.agent.claim(event)
+
+    @filter.command("live")
+    async def live_command(self, event: AstrMessageEvent):
+        """Open Live Mode for this conversation."""
+        yield event.plain_result(live_link_message(event.unified_msg_origin))
+
+    async def status(self):
+        return {
+            "version": VERSION,
+            "protocol_version": PROTOCOL_VERSION,
+            "page_url": "/live/",
+            "ws_path": WS_PATH,
+            "server_vad": self.services.endpointer is not None,
+            **self.services.speech.describe(),
+            **self.server.status(),
+        }
+
+    async def terminate(self) -> None:
+        self.routes.unmount()
+        await self.server.close_all(CloseCode.SERVICE_RESTART, "Live Mode is reloading or stopping")
+        await self.services.agent.aclose()
+        logger.info("Live Mode stopped")
+
+    def _routes(self) -> list:
+        return [
+            WebSocketRoute(WS_PATH, self.server.endpoint, name="live_ws"),
+            *page_routes(PLUGIN_DIR / "dashboard_ext" / "dist", lambda: {"accepting": self.server.accepting}),
+        ]
+
+
+def live_link_message(umo: str) -> str:
+    """The reply to `/live`: a link to the page, bound to this WebChat conversation."""
+    parts = umo.split(":", 2)
+    session = parts[2] if len(parts) == 3 else ""
+    if not umo.startswith("webchat:") or session.count("!") < 2:
+        return "Live Mode works in AstrBot's WebChat: open the dashboard's chat and send /live there."
+    conversation_id = session.split("!", 2)[2]
+    return f"🎙️ Live Mode for this conversation: [/live/?conversation_id={conversation_id}](/live/?conversation_id={conversation_id})"

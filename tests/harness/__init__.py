@@ -1,0 +1,1 @@
+"""Test harness: a fake OpenAI-compatible provider server and a booted AstrBot."""

@@ -1,0 +1,225 @@
+"""A local OpenAI-compatible server for chat, transcription and speech.
+
+Real HTTP on 127.0.0.1 (aiohttp). Replies, transcripts and latencies are
+scripted per test; every request is recorded, including chat streams the
+client closed before the end (what a barge-in must cause).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import math
+import struct
+import threading
+import time
+import wave
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+TTS_RATE = 24000
+MS_PER_CHAR = 45  # synthesized speech grows with the text, like real speech
+
+
+def tone_wav(text: str, rate: int = TTS_RATE) -> bytes:
+    """A WAV of a soft tone, about MS_PER_CHAR ms per character of `text`."""
+    n = max(1, int(rate * MS_PER_CHAR * max(len(text), 1) / 1000))
+    freq = 220 + (sum(map(ord, text)) % 200)
+    frames = b"".join(struct.pack("<h", int(6000 * math.sin(2 * math.pi * freq * i / rate))) for i in range(n))
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(frames)
+    return buf.getvalue()
+
+
+@dataclass
+class ScriptedReply:
+    text: str
+    ttft: float = 0.02
+    interval: float = 0.005
+
+
+@dataclass
+class ChatRecord:
+    messages: list[dict]
+    stream: bool
+    started: float
+    finished: float | None = None
+    closed_early: bool = False
+    tokens_sent: int = 0
+
+
+@dataclass
+class FakeProviders:
+    """State the tests script; the server reads it on each request."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    replies: deque = field(default_factory=deque)
+    transcripts: deque = field(default_factory=deque)
+    default_ttft: float = 0.02
+    default_interval: float = 0.005
+    stt_delay: float = 0.0
+    tts_delay: float = 0.0
+    tts_fail_containing: str | None = None
+    chat_fail: bool = False
+    chats: list[ChatRecord] = field(default_factory=list)
+    transcriptions: list[dict] = field(default_factory=list)
+    speeches: list[dict] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def streams(self) -> list[ChatRecord]:
+        """The streaming chat requests: the agent's turns."""
+        return [c for c in self.chats if c.stream]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    # ---------------------------------------------------------- scripting
+
+    def reset(self) -> None:
+        with self._lock:
+            self.replies.clear()
+            self.transcripts.clear()
+            self.chats.clear()
+            self.transcriptions.clear()
+            self.speeches.clear()
+            self.default_ttft, self.default_interval = 0.02, 0.005
+            self.stt_delay = self.tts_delay = 0.0
+            self.tts_fail_containing = None
+            self.chat_fail = False
+
+    def script_reply(self, text: str, *, ttft: float | None = None, interval: float | None = None) -> None:
+        with self._lock:
+            self.replies.append(
+                ScriptedReply(text, ttft if ttft is not None else self.default_ttft,
+                              interval if interval is not None else self.default_interval)
+            )  # fmt: skip
+
+    def script_transcript(self, text: str) -> None:
+        with self._lock:
+            self.transcripts.append(text)
+
+    def _next_reply(self, messages: list[dict]) -> ScriptedReply:
+        with self._lock:
+            if self.replies:
+                return self.replies.popleft()
+        last_user = next((m for m in reversed(messages) if m.get("role") == "user"), {})
+        content = last_user.get("content")
+        if isinstance(content, list):
+            content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+        return ScriptedReply(f"You said: {content}.", self.default_ttft, self.default_interval)
+
+    # ---------------------------------------------------------- handlers
+
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        record = ChatRecord(messages=body.get("messages", []), stream=bool(body.get("stream")), started=time.monotonic())
+        self.chats.append(record)
+        if self.chat_fail:
+            return web.json_response({"error": {"message": "scripted failure"}}, status=500)
+        if not record.stream:  # side requests such as AstrBot's conversation-title generator
+            reply = ScriptedReply("Live chat", self.default_ttft)
+        else:
+            reply = self._next_reply(record.messages)
+        tokens = _tokens(reply.text)
+        if not record.stream:
+            await asyncio.sleep(reply.ttft)
+            record.finished = time.monotonic()
+            record.tokens_sent = len(tokens)
+            return web.json_response(_completion(reply.text))
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        try:
+            await asyncio.sleep(reply.ttft)
+            for i, token in enumerate(tokens):
+                if i:
+                    await asyncio.sleep(reply.interval)
+                await response.write(_sse(_chunk({"content": token})))
+                record.tokens_sent += 1
+            await response.write(_sse(_chunk({}, finish="stop")))
+            await response.write(b"data: [DONE]\n\n")
+            record.finished = time.monotonic()
+        except (asyncio.CancelledError, ConnectionResetError, ConnectionError):
+            record.closed_early = True
+            record.finished = time.monotonic()
+            raise
+        return response
+
+    async def transcribe(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        upload = form.get("file")
+        audio = upload.file.read() if hasattr(upload, "file") else b""
+        await asyncio.sleep(self.stt_delay)
+        with self._lock:
+            text = self.transcripts.popleft() if self.transcripts else ""
+        self.transcriptions.append({"bytes": len(audio), "text": text, "wav": audio[:4] == b"RIFF"})
+        return web.json_response({"text": text})
+
+    async def speech(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        text = str(body.get("input", ""))
+        self.speeches.append({"input": text, "at": time.monotonic()})
+        await asyncio.sleep(self.tts_delay)
+        if self.tts_fail_containing and self.tts_fail_containing in text:
+            return web.json_response({"error": {"message": "scripted TTS failure"}}, status=500)
+        return web.Response(body=tone_wav(text), content_type="audio/wav")
+
+    async def models(self, _request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
+
+    # ---------------------------------------------------------- server
+
+    async def start(self) -> web.AppRunner:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/v1/chat/completions", self.chat)
+        app.router.add_post("/v1/audio/transcriptions", self.transcribe)
+        app.router.add_post("/v1/audio/speech", self.speech)
+        app.router.add_get("/v1/models", self.models)
+        runner = web.AppRunner(app, handler_cancellation=True)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return runner
+
+
+def _tokens(text: str) -> list[str]:
+    """Word-sized tokens that keep their spaces, as LLM streams do."""
+    out, word = [], ""
+    for ch in text:
+        word += ch
+        if ch in " ，。,.!?！？" or "\u4e00" <= ch <= "\u9fff":
+            out.append(word)
+            word = ""
+    if word:
+        out.append(word)
+    return out
+
+
+def _chunk(delta: dict[str, Any], finish: str | None = None) -> dict:
+    return {
+        "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": int(time.time()),
+        "model": "fake-model", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }  # fmt: skip
+
+
+def _completion(text: str) -> dict:
+    return {
+        "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()), "model": "fake-model",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    }  # fmt: skip
+
+
+def _sse(payload: dict) -> bytes:
+    return f"data: {json.dumps(payload)}\n\n".encode()
