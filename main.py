@@ -19,6 +19,7 @@ from .live.transport.pages import page_routes
 from .live.transport.server import WS_PATH, LiveServer
 
 PLUGIN_DIR = Path(__file__).resolve().parent
+PLUGIN_NAME = "astrbot_plugin_live"
 VERSION = "0.1.0"
 
 register_offline_providers()
@@ -31,7 +32,8 @@ class LiveModePlugin(Star):
         self.services = build_services(context, lambda: self.settings)
         self.server = LiveServer(lambda: self.settings, self.services)
         self.routes = RouteMount()
-        context.register_web_api("live/status", self.status, ["GET"], "Live Mode status")
+        # The dashboard's plugin-view bridge prefixes the plugin name to the route.
+        context.register_web_api(f"{PLUGIN_NAME}/live/status", self.status, ["GET"], "Live Mode status")
 
     async def initialize(self) -> None:
         self.routes.mount(self._routes())  # hot reload: the dashboard already exists

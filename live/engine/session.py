@@ -116,14 +116,13 @@ class LiveSession:
 
     def open(self) -> None:
         if self._endpointer_factory is not None:
-            self._endpointer = self._endpointer_factory()
             self._vad_task = asyncio.create_task(self._vad_loop(), name=f"live-vad-{self.id}")
         self._sink(
             SessionStarted(
                 session_id=self.id,
                 conversation_id=self.conversation.conversation_id,
                 username=self.conversation.username,
-                server_vad=self._endpointer is not None,
+                server_vad=self._endpointer_factory is not None,
                 output_format=self._ctx.output.audio_format,
                 output_sample_rate=self._ctx.output.sample_rate,
                 features=FEATURES,
@@ -162,11 +161,13 @@ class LiveSession:
                 self._begin_turn(pcm=pcm)
             case SendText(text=text):
                 self._begin_turn(text=text)
-            case Interrupt(turn_id=turn_id, played_ms=played_ms):
+            case Interrupt(turn_id=turn_id, played_ms=played_ms, heard_text=heard):
                 if played_ms is not None:
                     self._reports_playback = True
                 turn = self._turn
                 if turn is not None and (turn_id is None or turn_id == turn.id):
+                    if heard is not None:
+                        turn.heard_override = heard
                     self._interrupt(turn, played_ms)
             case ReportPlayback(turn_id=turn_id, played_ms=played_ms):
                 self._reports_playback = True
@@ -222,7 +223,7 @@ class LiveSession:
             return
         if self.muted:
             return
-        if self._endpointer is None:
+        if self._endpointer_factory is None:
             self._error(ErrorCode.NOT_SPEAKING, "audio outside start_speaking/end_speaking and server VAD is off")
             return
         if self._vad_queue.qsize() >= _MAX_VAD_BACKLOG:
@@ -230,8 +231,9 @@ class LiveSession:
         self._vad_queue.put_nowait((pcm, self._clock()))
 
     async def _vad_loop(self) -> None:
-        assert self._endpointer is not None
-        endpointer = self._endpointer
+        assert self._endpointer_factory is not None
+        # Building a VAD model takes tens of ms: never on the event loop. Audio queues meanwhile.
+        endpointer = self._endpointer = await asyncio.to_thread(self._endpointer_factory)
         while True:
             pcm, queued_at = await self._vad_queue.get()
             chunks = [pcm]
@@ -247,13 +249,15 @@ class LiveSession:
             case SpeechStarted():
                 self._sink(SpeechDetected("speech_start"))
             case SpeechConfirmed(speech_ms=speech_ms):
+                turn = self._turn
                 if (
-                    self.busy
+                    turn is not None
+                    and (self.busy or self._still_playing(turn))
                     and self.settings.barge_in_enabled
                     and self.settings.busy_policy == "interrupt"
                     and speech_ms >= self.settings.barge_in_min_speech_ms
                 ):
-                    self._interrupt(self._turn, played_ms=None)  # type: ignore[arg-type]
+                    self._interrupt(turn, played_ms=None)
             case SpeechEnded(pcm=pcm):
                 self._sink(SpeechDetected("speech_end"))
                 self._begin_turn(pcm=pcm)

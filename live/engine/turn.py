@@ -80,6 +80,7 @@ class Turn:
         self.first_audio_sent_at: float | None = None
         self.played_ms: int | None = None
         self.played_reported = asyncio.Event()
+        self.heard_override: str | None = None  # a client that tracks the heard text itself
         self.reply_text = ""
 
     def __repr__(self) -> str:
@@ -219,13 +220,15 @@ class Turn:
             if self.agent_run is None:
                 return
             estimate = self.estimated_played_ms()
-            if wait_for_report and self.played_ms is None:
+            if wait_for_report and self.played_ms is None and self.heard_override is None:
                 try:
                     await asyncio.wait_for(self.played_reported.wait(), PLAYBACK_REPORT_WAIT_S)
                 except TimeoutError:
                     pass
             played = self.played_ms if self.played_ms is not None else estimate
             heard = heard_text(self.stage.spoken, played) if self.stage else ""
+            if self.heard_override is not None:
+                heard = self.heard_override.strip()
             self.extra["heard_ms"] = played
             try:
                 await asyncio.wait_for(self.agent_run.closed(), AGENT_CLOSE_TIMEOUT_S)

@@ -24,7 +24,19 @@ from ..engine.ports import AgentDelta, AgentNotice, AgentOutput, Conversation
 LIVE_ACTION = "live"
 PLUGIN_ACTION = "live_mode_plugin"  # what the event carries once our hook has claimed it
 INTERRUPTED_MARK = "…"
+COMMAND_GUARD = "\u2060"  # WORD JOINER: invisible, not whitespace, so no command prefix matches
 _NOTICE_TYPES = {"reasoning", "tool_call", "tool_call_result", "agent_stats", "tts_stats"}
+
+
+def pipeline_text(text: str) -> str:
+    """The text as it enters the pipeline: a command only when typed with an explicit "/".
+
+    WebChat treats every private message as addressed to the bot, so a spoken
+    "stop, wait" or "new idea…" would run the `stop` or `new` command. An
+    invisible word joiner in front keeps natural speech away from command
+    handlers; the LLM reads the text unchanged.
+    """
+    return text if text.startswith("/") else COMMAND_GUARD + text
 
 
 def umo_of(conversation: Conversation) -> str:
@@ -57,7 +69,7 @@ class WebChatAgentRun:
                     self.conversation.conversation_id,
                     {
                         "message_id": self.message_id,
-                        "message": [{"type": "plain", "text": self.text}],
+                        "message": [{"type": "plain", "text": pipeline_text(self.text)}],
                         "action_type": LIVE_ACTION,
                         "llm_checkpoint_id": self.checkpoint_id,
                         "flags": {"enable_streaming": True},
@@ -160,18 +172,52 @@ class WebChatAgentRun:
 _END = object()
 
 
+NO_MODEL_REPLY = (
+    "No chat model is configured yet, so I cannot answer. I heard you say: {text}. "
+    "Add a chat model under Providers in the AstrBot dashboard, and I will answer for real."
+)
+
+
+class NoChatModelRun:
+    """What a user hears when AstrBot has no chat model: the voice loop still works end to end."""
+
+    def __init__(self, text: str) -> None:
+        self._reply = NO_MODEL_REPLY.format(text=text.strip().rstrip(".?!"))
+
+    async def outputs(self) -> AsyncIterator[AgentOutput]:
+        yield AgentDelta(self._reply)
+
+    def stop(self) -> None:
+        pass
+
+    async def closed(self) -> None:
+        pass
+
+    async def keep_heard(self, heard: str) -> None:
+        pass
+
+
 class WebChatAgent:
     """Starts runs and knows which pipeline events are ours."""
 
-    def __init__(self, conversations: Any, history: Any) -> None:
-        self.conversations = conversations  # the host's ConversationManager
+    def __init__(self, context: Any, history: Any) -> None:
+        self._context = context
+        self.conversations = context.conversation_manager
         self.history = history
         self._runs: dict[str, WebChatAgentRun] = {}
 
-    def start(self, conversation: Conversation, text: str) -> WebChatAgentRun:
+    def start(self, conversation: Conversation, text: str) -> WebChatAgentRun | NoChatModelRun:
+        if not self._has_chat_model(conversation):
+            return NoChatModelRun(text)
         run = WebChatAgentRun(self, conversation, text)
         self._runs[run.message_id] = run
         return run
+
+    def _has_chat_model(self, conversation: Conversation) -> bool:
+        try:
+            return self._context.get_using_provider(umo_of(conversation)) is not None
+        except Exception:  # a misconfigured provider: let the pipeline report it
+            return True
 
     def forget(self, run: WebChatAgentRun) -> None:
         self._runs.pop(run.message_id, None)

@@ -8,6 +8,8 @@ from typing import Any
 from ..audio.vad import Endpointer, VadSettings
 from ..config import LiveSettings
 from ..protocol.astrbot_live import AstrBotLiveDialect
+from ..protocol.neko import NekoDialect
+from ..protocol.olv import OlvDialect
 from ..transport.server import Services
 from .access import HostAccess
 from .agent import WebChatAgent
@@ -32,9 +34,13 @@ def endpointer_for(settings: LiveSettings) -> Endpointer:
 def build_services(context: Any, settings: Callable[[], LiveSettings]) -> Services:
     return Services(
         access=HostAccess,
-        agent=WebChatAgent(context.conversation_manager, WebChatHistory(context.message_history_manager)),
+        agent=WebChatAgent(context, WebChatHistory(context.message_history_manager)),
         speech=HostSpeech(context, settings),
         chat=ChatBridge,
         endpointer=endpointer_for,
-        dialects={"astrbot": lambda s: AstrBotLiveDialect(s.limits.max_text_chars)},
+        dialects={
+            "astrbot": lambda s: AstrBotLiveDialect(s.limits.max_text_chars),
+            "olv": lambda s: OlvDialect(s.limits.max_text_chars),
+            "neko": lambda s: NekoDialect(s.limits.max_text_chars),
+        },
     )

@@ -54,6 +54,7 @@ class ChatRecord:
     finished: float | None = None
     closed_early: bool = False
     tokens_sent: int = 0
+    token_at: list[float] = field(default_factory=list)  # monotonic time each token was written
 
 
 @dataclass
@@ -146,6 +147,7 @@ class FakeProviders:
                     await asyncio.sleep(reply.interval)
                 await response.write(_sse(_chunk({"content": token})))
                 record.tokens_sent += 1
+                record.token_at.append(time.monotonic())
             await response.write(_sse(_chunk({}, finish="stop")))
             await response.write(b"data: [DONE]\n\n")
             record.finished = time.monotonic()
@@ -156,23 +158,29 @@ class FakeProviders:
         return response
 
     async def transcribe(self, request: web.Request) -> web.Response:
+        started = time.monotonic()
         form = await request.post()
         upload = form.get("file")
         audio = upload.file.read() if hasattr(upload, "file") else b""
         await asyncio.sleep(self.stt_delay)
         with self._lock:
             text = self.transcripts.popleft() if self.transcripts else ""
-        self.transcriptions.append({"bytes": len(audio), "text": text, "wav": audio[:4] == b"RIFF"})
+        self.transcriptions.append(
+            {"bytes": len(audio), "text": text, "wav": audio[:4] == b"RIFF", "started": started, "finished": time.monotonic()}
+        )
         return web.json_response({"text": text})
 
     async def speech(self, request: web.Request) -> web.Response:
         body = await request.json()
         text = str(body.get("input", ""))
-        self.speeches.append({"input": text, "at": time.monotonic()})
+        record = {"input": text, "at": time.monotonic()}
+        self.speeches.append(record)
         await asyncio.sleep(self.tts_delay)
         if self.tts_fail_containing and self.tts_fail_containing in text:
             return web.json_response({"error": {"message": "scripted TTS failure"}}, status=500)
-        return web.Response(body=tone_wav(text), content_type="audio/wav")
+        body = tone_wav(text)
+        record["done"] = time.monotonic()
+        return web.Response(body=body, content_type="audio/wav")
 
     async def models(self, _request: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [{"id": "fake-model", "object": "model"}]})

@@ -116,5 +116,5 @@ async def test_disconnect_mid_turn_leaves_no_task_behind(astrbot, connect, fake)
         if live_tasks() == before:
             break
         await asyncio.sleep(0.1)
-    assert live_tasks() == before
+    assert live_tasks() == before, (before, live_tasks())
     assert await eventually(lambda: story_stream(fake).closed_early)

@@ -168,3 +168,56 @@ async def test_a_client_written_from_the_live_api_document_completes_a_turn(astr
                 break
     assert "bot_text_chunk" in seen and audio and min(audio) > 0
     assert seen.index("user_msg") < seen.index("response") < seen.index("end")
+
+
+async def test_without_a_chat_model_the_voice_loop_still_answers(astrbot, connect, fake):
+    manager = astrbot.lifecycle.provider_manager
+
+    async def disable_model():
+        saved[0] = manager.inst_map.pop("fake_chat")
+        manager.provider_insts.remove(saved[0])
+
+    async def restore():
+        manager.provider_insts.append(saved[0])
+        manager.inst_map["fake_chat"] = saved[0]
+
+    saved = [None]
+    astrbot.call(disable_model)
+    try:
+        fake.script_transcript("hello out there")
+        client = await connect()
+        await voice_turn(client, speech_like_pcm(0.8))
+        user = await client.until("user_msg")
+        end = await client.until("end", turn=user["turn"])
+        assert "No chat model is configured" in end["data"]["text"]
+        assert "hello out there" in end["data"]["text"]
+        assert any(f["t"] == "response" for f in client.of_turn(user["turn"]))  # said by voice too
+        assert fake.streams == []
+    finally:
+        astrbot.call(restore)
+
+
+async def test_spoken_command_words_never_run_host_commands(connect, fake):
+    """WebChat would run `/stop` for a spoken "stop, ..."; Live Mode sends it to the agent instead."""
+    fake.script_transcript("stop please, and tell me a joke")
+    fake.script_reply("Here is a joke.")
+    client = await connect()
+    await voice_turn(client, speech_like_pcm(0.8))
+    user = await client.until("user_msg")
+    end = await client.until("end", turn=user["turn"])
+    assert end["data"]["text"] == "Here is a joke."
+    assert "stop please, and tell me a joke" in str(fake.streams[-1].messages[-1]["content"])
+
+
+async def test_status_for_the_sidebar_view(astrbot):
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http:
+        async with http.get(
+            f"{astrbot.base_url}/api/v1/plugins/extensions/astrbot_plugin_live/live/status",
+            headers={"Authorization": f"Bearer {astrbot.jwt()}"},
+        ) as r:
+            body = await r.json()
+    data = body.get("data", body)
+    assert data["stt_provider"] == "fake_stt" and data["tts_provider"] == "fake_tts"
+    assert {"sessions", "busy", "vad_lag_p99_ms", "server_vad", "protocol_version"} <= set(data)

@@ -1,0 +1,184 @@
+import { parseWav, WavError } from './wav'
+import { pcm16ToFloat } from './pcm'
+
+/** How a clip is encoded; `wav` unless the server negotiated raw PCM16 chunks. */
+export interface ClipMeta {
+  seq?: number
+  format?: string
+  /** Sample rate of `pcm16` clips. @default 16000 */
+  sampleRate?: number
+}
+
+export type SchedulerLog = (kind: string, fields: Record<string, unknown>) => void
+
+type Ctx = Pick<BaseAudioContext, 'currentTime' | 'createBuffer' | 'createBufferSource' | 'decodeAudioData'>
+
+interface Segment {
+  source: AudioBufferSourceNode
+  start: number
+  duration: number
+  stopped: boolean
+}
+
+interface TurnRecord {
+  segments: Segment[]
+  /** Played ms frozen when the turn was dropped. */
+  frozenMs: number | null
+}
+
+const MAX_TURNS = 32
+const MAX_DEAD = 256
+
+/**
+ * Gapless, in-order playback of per-sentence clips on one AudioContext, grouped by turn.
+ * Clips are decoded on a promise chain so a slow decode never lets a later clip overtake it;
+ * each is scheduled at `nextStartTime`. A dropped turn is stopped at once, and any later
+ * clip of it (already queued or still to come) is discarded.
+ */
+export class AudioScheduler {
+  /** Context time at which the last scheduled clip ends. */
+  nextStartTime = 0
+  private readonly turns = new Map<string, TurnRecord>()
+  private readonly dead = new Set<string>()
+  private chain: Promise<void> = Promise.resolve()
+  private generation = 0
+
+  constructor(
+    private readonly ctx: Ctx,
+    private readonly output: AudioNode,
+    private readonly log: SchedulerLog = () => {},
+    /** Seconds between scheduling and the start of a clip when nothing is playing. */
+    private readonly leadSec = 0.03,
+  ) {}
+
+  isDead(turn: string): boolean {
+    return this.dead.has(turn)
+  }
+
+  /** True while scheduled audio has not finished. */
+  isPlaying(): boolean {
+    return this.ctx.currentTime < this.nextStartTime
+  }
+
+  /** Queue one clip of `turn`; resolves when it has been scheduled (or discarded). */
+  enqueue(turn: string, bytes: Uint8Array, meta: ClipMeta = {}): Promise<void> {
+    const info = { turn, seq: meta.seq, bytes: bytes.byteLength }
+    if (this.dead.has(turn)) {
+      this.log('dropped', { ...info, reason: 'dead turn' })
+      return Promise.resolve()
+    }
+    const gen = this.generation
+    const stale = () => gen !== this.generation || this.dead.has(turn)
+    this.chain = this.chain
+      .then(async () => {
+        if (stale()) return this.log('dropped', { ...info, reason: 'dead turn' })
+        const buffer = await this.decode(bytes, meta)
+        if (stale()) return this.log('dropped', { ...info, reason: 'dead turn' })
+        if (buffer) this.schedule(turn, buffer, info)
+      })
+      .catch((err: unknown) => this.log('decode_error', { ...info, error: String(err) }))
+    return this.chain
+  }
+
+  private async decode(bytes: Uint8Array, meta: ClipMeta): Promise<AudioBuffer | null> {
+    let channels: Float32Array[]
+    let rate: number
+    if (meta.format === 'pcm16') {
+      const aligned = bytes.slice(0, bytes.byteLength - (bytes.byteLength % 2))
+      channels = [pcm16ToFloat(new Int16Array(aligned.buffer))]
+      rate = meta.sampleRate ?? 16000
+    } else {
+      try {
+        const wav = parseWav(bytes)
+        channels = wav.channelData
+        rate = wav.sampleRate
+      } catch (err) {
+        if (!(err instanceof WavError)) throw err
+        // Not a WAV we parse (e.g. a provider returned mp3): let the browser decode it.
+        return this.ctx.decodeAudioData(bytes.slice().buffer)
+      }
+    }
+    if (!channels[0]?.length) return null
+    const buffer = this.ctx.createBuffer(channels.length, channels[0].length, rate)
+    channels.forEach((data, c) => buffer.copyToChannel(data as Float32Array<ArrayBuffer>, c))
+    return buffer
+  }
+
+  private schedule(turn: string, buffer: AudioBuffer, info: Record<string, unknown>): void {
+    const now = this.ctx.currentTime
+    const start = Math.max(now + this.leadSec, this.nextStartTime)
+    const source = this.ctx.createBufferSource()
+    source.buffer = buffer
+    source.connect(this.output)
+    const segment: Segment = { source, start, duration: buffer.duration, stopped: false }
+    const durationMs = Math.round(buffer.duration * 1000)
+    source.onended = () => {
+      if (!segment.stopped) this.log('played', { ...info, durationMs })
+    }
+    source.start(start)
+    this.nextStartTime = start + buffer.duration
+    this.record(turn).segments.push(segment)
+    this.log('scheduled', { ...info, durationMs, startsInMs: Math.round((start - now) * 1000) })
+  }
+
+  private record(turn: string): TurnRecord {
+    let rec = this.turns.get(turn)
+    if (!rec) {
+      rec = { segments: [], frozenMs: null }
+      this.turns.set(turn, rec)
+      if (this.turns.size > MAX_TURNS) this.turns.delete(this.turns.keys().next().value as string)
+    }
+    return rec
+  }
+
+  /** Milliseconds of `turn`'s audio that have actually played so far. */
+  playedMs(turn: string): number {
+    const rec = this.turns.get(turn)
+    if (!rec) return 0
+    if (rec.frozenMs !== null) return rec.frozenMs
+    const now = this.ctx.currentTime
+    const sec = rec.segments.reduce((sum, s) => sum + Math.min(Math.max(now - s.start, 0), s.duration), 0)
+    return Math.round(sec * 1000)
+  }
+
+  /** Stop `turn` now and discard its queued and future clips. Returns the ms that were played. */
+  drop(turn: string): number {
+    const played = this.playedMs(turn)
+    this.dead.add(turn)
+    if (this.dead.size > MAX_DEAD) this.dead.delete(this.dead.values().next().value as string)
+    const rec = this.turns.get(turn)
+    if (rec && rec.frozenMs === null) {
+      rec.frozenMs = played
+      for (const seg of rec.segments) this.stopSegment(seg)
+      this.log('stopped', { turn, playedMs: played })
+    }
+    this.recomputeTail()
+    return played
+  }
+
+  /** Stop everything (e.g. the connection was replaced); queued clips are discarded. */
+  stopAll(): void {
+    this.generation += 1
+    for (const turn of [...this.turns.keys()]) if (!this.dead.has(turn)) this.drop(turn)
+    this.nextStartTime = 0
+  }
+
+  private stopSegment(seg: Segment): void {
+    if (seg.stopped) return
+    seg.stopped = true
+    try {
+      seg.source.stop()
+    } catch {
+      // never started or already stopped
+    }
+    seg.source.disconnect()
+  }
+
+  private recomputeTail(): void {
+    let tail = 0
+    for (const rec of this.turns.values()) {
+      for (const s of rec.segments) if (!s.stopped) tail = Math.max(tail, s.start + s.duration)
+    }
+    this.nextStartTime = tail
+  }
+}

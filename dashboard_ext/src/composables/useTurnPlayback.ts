@@ -1,0 +1,62 @@
+import { base64ToBytes } from '../audio/wav'
+import type { ClientFrame, ServerFrame } from '../lib/protocol'
+import { record } from '../lib/testLog'
+import type { AudioPlayer } from './useAudioPlayer'
+
+type ResponseFrame = Extract<ServerFrame, { t: 'response' }>
+
+/**
+ * The protocol side of playback: clips go to the player under their turn id; a server
+ * `stop_play` or the user's interrupt kills the turn, and the server hears exactly once
+ * how many ms of it were played (`interrupt{played_ms}` or `playback_report`).
+ */
+export function useTurnPlayback(
+  player: AudioPlayer,
+  send: (frame: ClientFrame) => boolean,
+  currentTurn: () => string | null,
+  /** Called when a turn's playback was cut, with the ms that were played. */
+  onStopped: (turn: string, playedMs: number) => void = () => {},
+) {
+  /** Turns whose played ms the server already has. */
+  const reported = new Set<string>()
+
+  function onResponse(frame: ResponseFrame): void {
+    const turn = frame.turn ?? currentTurn() ?? ''
+    if (player.isDead(turn)) return record('dropped', { turn, seq: frame.seq, reason: 'dead turn' })
+    let bytes: Uint8Array
+    try {
+      bytes = base64ToBytes(frame.data)
+    } catch {
+      return record('decode_error', { turn, seq: frame.seq, error: 'bad base64' })
+    }
+    void player.enqueue(turn, bytes, { seq: frame.seq, format: frame.format, sampleRate: frame.sample_rate })
+  }
+
+  function onStopPlay(turn: string | undefined): void {
+    const target = turn ?? currentTurn()
+    if (!target) return player.stopAll()
+    const played = player.drop(target)
+    onStopped(target, played)
+    if (!reported.has(target)) send({ t: 'playback_report', turn: target, played_ms: played })
+    reported.add(target)
+  }
+
+  /** The user cut the bot off: stop locally now and tell the server how much was heard. */
+  function interrupt(): void {
+    const turn = currentTurn() ?? undefined
+    const played = turn ? player.drop(turn) : 0
+    if (turn) {
+      reported.add(turn)
+      onStopped(turn, played)
+    }
+    send({ t: 'interrupt', turn, played_ms: played })
+  }
+
+  /** The connection is gone: so are its turns. */
+  function reset(): void {
+    player.stopAll()
+    reported.clear()
+  }
+
+  return { onResponse, onStopPlay, interrupt, reset }
+}

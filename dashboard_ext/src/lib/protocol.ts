@@ -1,0 +1,77 @@
+/**
+ * Wire types of the AstrBot Live protocol as this page uses it (JSON text frames keyed by `t`).
+ * The authoritative description is docs/live-api.md in the plugin repository.
+ */
+
+export type ServerState = 'listening' | 'thinking' | 'speaking'
+
+export interface HelloData {
+  protocol: string
+  version: number
+  session_id?: string
+  conversation_id?: string
+  username?: string
+  server_vad?: boolean
+  input_audio?: { format: string; sample_rate: number }
+  output_audio?: { format: string; sample_rate: number | null }
+  features?: string[]
+}
+
+/** Milestones of one turn, in ms from the turn's start (`speech_end` or `text_in` = 0); any may be missing. */
+export interface Timeline {
+  speech_end?: number
+  text_in?: number
+  stt_done?: number
+  agent_start?: number
+  llm_first_token?: number
+  first_sentence?: number
+  first_tts_start?: number
+  first_audio?: number
+  turn_end?: number
+}
+
+export type ServerFrame =
+  | { t: 'hello'; data: HelloData }
+  | { t: 'state'; data: { state: ServerState } }
+  | { t: 'vad'; data: { state: 'speech_start' | 'speech_end' } }
+  | { t: 'user_msg'; turn?: string; data: { text: string; ts?: number } }
+  | { t: 'transcript_empty'; turn?: string; data?: { reason?: 'empty_transcript' | 'echo' } }
+  | { t: 'bot_delta_chunk'; turn?: string; data: { text: string } }
+  | { t: 'bot_text_chunk'; turn?: string; seq?: number; data: { text: string } }
+  | {
+      t: 'response'
+      turn?: string
+      seq?: number
+      data: string
+      format?: string
+      duration_ms?: number
+      sample_rate?: number
+      final?: boolean
+    }
+  | { t: 'bot_msg'; turn?: string; data: { text: string; ts?: number } }
+  | { t: 'stop_play'; turn?: string }
+  | { t: 'end'; turn?: string; data?: { interrupted?: boolean; text?: string } }
+  | { t: 'metrics'; turn?: string; data: { timeline?: Timeline; [key: string]: unknown } }
+  | { t: 'error'; code?: string; data?: string; turn?: string }
+  | { t: 'pong'; data?: unknown }
+
+export type ClientFrame =
+  | { t: 'text_input'; text: string }
+  | { t: 'interrupt'; turn?: string; played_ms?: number }
+  | { t: 'mute' }
+  | { t: 'unmute' }
+  | { t: 'ping'; data?: unknown }
+  | { t: 'playback_report'; turn: string; played_ms: number }
+
+/** Error codes the page reacts to specially. */
+export const UNAUTHORIZED = 'UNAUTHORIZED'
+
+/** WebSocket close code the server uses for auth failures (policy violation). */
+export const CLOSE_POLICY_VIOLATION = 1008
+
+/** Narrow an unknown parsed JSON value to a server frame (shape check on `t` only). */
+export function asServerFrame(value: unknown): ServerFrame | null {
+  if (!value || typeof value !== 'object') return null
+  const t = (value as { t?: unknown }).t
+  return typeof t === 'string' ? (value as ServerFrame) : null
+}

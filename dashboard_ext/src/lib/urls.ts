@@ -1,0 +1,47 @@
+/**
+ * URLs derived from where the page is served: <prefix>/live/ on the dashboard origin,
+ * where <prefix> is empty or a reverse-proxy path such as /astrbot.
+ */
+
+type Loc = Pick<Location, 'protocol' | 'host' | 'pathname' | 'search'>
+
+/** Path prefix before /live/ (no trailing slash), e.g. "" or "/astrbot". */
+export function pathPrefix(pathname: string): string {
+  const match = /^(.*?)\/live(?:\/|$)/.exec(pathname)
+  if (match) return match[1]
+  return pathname.replace(/\/[^/]*$/, '')
+}
+
+/** Query parameters of the page that are forwarded to the socket. */
+export const FORWARDED_PARAMS = ['conversation_id', 'room'] as const
+
+export interface PageParams {
+  /** Token given in the page URL (kiosk / overlay use); overrides localStorage. */
+  token: string | null
+  conversation_id: string | null
+  room: string | null
+}
+
+export function pageParams(search: string): PageParams {
+  const q = new URLSearchParams(search)
+  return { token: q.get('token'), conversation_id: q.get('conversation_id'), room: q.get('room') }
+}
+
+/** ws(s)://host<prefix>/api/v1/live/ws?token=...&conversation_id=...&room=... */
+export function liveSocketUrl(loc: Loc, params: Record<string, string | null | undefined>): string {
+  const scheme = loc.protocol === 'https:' ? 'wss:' : 'ws:'
+  const q = new URLSearchParams()
+  for (const [key, value] of Object.entries(params)) if (value) q.set(key, value)
+  const qs = q.toString()
+  return `${scheme}//${loc.host}${pathPrefix(loc.pathname)}/api/v1/live/ws${qs ? `?${qs}` : ''}`
+}
+
+/** The AstrBot dashboard (hash router) at the same prefix. */
+export function dashboardUrl(loc: Pick<Location, 'protocol' | 'host' | 'pathname'>, route = ''): string {
+  return `${loc.protocol}//${loc.host}${pathPrefix(loc.pathname)}/${route ? `#${route}` : ''}`
+}
+
+/** The dashboard login page. (The 4.29 dashboard ignores redirect parameters after login.) */
+export function loginUrl(loc: Pick<Location, 'protocol' | 'host' | 'pathname'>): string {
+  return dashboardUrl(loc, '/auth/login')
+}

@@ -1,0 +1,109 @@
+import { describe, expect, it } from 'vitest'
+import { reactive } from 'vue'
+import { Conversation } from '../src/lib/conversation'
+import type { ServerFrame } from '../src/lib/protocol'
+
+const play = (c: Pick<Conversation, 'apply'>, frames: ServerFrame[]) => frames.forEach((f) => c.apply(f))
+
+describe('Conversation', () => {
+  it('builds a turn from user_msg and streamed deltas, and captions it', () => {
+    const c = reactive(new Conversation())
+    play(c, [
+      { t: 'vad', data: { state: 'speech_start' } },
+      { t: 'vad', data: { state: 'speech_end' } },
+      { t: 'state', data: { state: 'thinking' } },
+      { t: 'user_msg', turn: 'a', data: { text: 'hello' } },
+      { t: 'bot_delta_chunk', turn: 'a', data: { text: 'Hi ' } },
+      { t: 'bot_delta_chunk', turn: 'a', data: { text: 'there.' } },
+      { t: 'bot_text_chunk', turn: 'a', seq: 1, data: { text: 'Hi there.' } },
+    ])
+    expect(c.userSpeaking).toBe(false)
+    expect(c.serverState).toBe('thinking')
+    expect(c.currentTurn).toBe('a')
+    expect(c.caption).toEqual({ turn: 'a', user: 'hello', bot: 'Hi there.' })
+    expect(c.entries.map((e) => [e.role, e.text, e.pending])).toEqual([
+      ['user', 'hello', undefined],
+      ['bot', 'Hi there.', true],
+    ])
+    c.apply({ t: 'end', turn: 'a', data: { interrupted: false, text: 'Hi there.' } })
+    expect(c.entries[1].pending).toBe(false)
+    expect(c.entries[1].interrupted).toBeUndefined()
+  })
+
+  it('marks an interrupted answer and keeps what was heard', () => {
+    const c = new Conversation()
+    play(c, [
+      { t: 'user_msg', turn: 'b', data: { text: 'tell me a story' } },
+      { t: 'bot_delta_chunk', turn: 'b', data: { text: 'Once upon a time, there was a fox.' } },
+      { t: 'stop_play', turn: 'b' },
+      { t: 'end', turn: 'b', data: { interrupted: true, text: 'Once upon a time,' } },
+    ])
+    expect(c.entries[1]).toMatchObject({
+      role: 'bot',
+      text: 'Once upon a time, there was a fox.',
+      heard: 'Once upon a time,',
+      interrupted: true,
+      pending: false,
+    })
+  })
+
+  it('works out the heard part when playback is cut (the server sends no text on interrupt)', () => {
+    const c = new Conversation()
+    play(c, [
+      { t: 'user_msg', turn: 'h', data: { text: 'weather?' } },
+      { t: 'bot_delta_chunk', turn: 'h', data: { text: 'Sunny today. Rain tomorrow.' } },
+      { t: 'bot_text_chunk', turn: 'h', seq: 0, data: { text: 'Sunny today.' } },
+      { t: 'response', turn: 'h', seq: 0, data: '', duration_ms: 800 },
+      { t: 'bot_text_chunk', turn: 'h', seq: 1, data: { text: 'Rain tomorrow.' } },
+      { t: 'response', turn: 'h', seq: 1, data: '', duration_ms: 900 },
+      { t: 'stop_play', turn: 'h' },
+      { t: 'end', turn: 'h', data: { interrupted: true, text: '' } },
+    ])
+    c.stopped('h', 900)
+    expect(c.entries[1]).toMatchObject({ interrupted: true, heard: 'Sunny today.', text: 'Sunny today. Rain tomorrow.' })
+  })
+
+  it('falls back to sentence chunks when a server sends no deltas', () => {
+    const c = new Conversation()
+    play(c, [
+      { t: 'bot_text_chunk', turn: 'c', seq: 1, data: { text: 'One. ' } },
+      { t: 'bot_text_chunk', turn: 'c', seq: 2, data: { text: 'Two.' } },
+    ])
+    expect(c.entries[0].text).toBe('One. Two.')
+  })
+
+  it('shows bot_msg (a text-only answer) and end text when nothing streamed', () => {
+    const c = new Conversation()
+    play(c, [
+      { t: 'bot_msg', turn: 'd', data: { text: 'No voice here.' } },
+      { t: 'end', turn: 'e', data: { interrupted: false, text: 'Only in end.' } },
+    ])
+    expect(c.entries.map((e) => e.text)).toEqual(['No voice here.', 'Only in end.'])
+  })
+
+  it('records errors, metrics, hello and the not-heard hint', () => {
+    const c = new Conversation()
+    play(c, [
+      { t: 'hello', data: { protocol: 'astrbot-live', version: 1, conversation_id: 'cid' } },
+      { t: 'error', code: 'STT_FAILED', data: 'no STT provider', turn: 'f' },
+      { t: 'transcript_empty', turn: 'f', data: { reason: 'empty_transcript' } },
+      { t: 'transcript_empty', turn: 'f', data: { reason: 'echo' } },
+      { t: 'metrics', turn: 'f', data: { timeline: { speech_end: 0, stt_done: 120 } } },
+    ])
+    expect(c.hello?.conversation_id).toBe('cid')
+    expect(c.entries[0]).toMatchObject({ role: 'notice', code: 'STT_FAILED', text: 'no STT provider' })
+    expect(c.notHeardCount).toBe(1)
+    expect(c.metrics).toMatchObject({ turn: 'f', timeline: { stt_done: 120 } })
+  })
+
+  it('reset() clears in-flight state after a disconnect', () => {
+    const c = new Conversation()
+    play(c, [
+      { t: 'state', data: { state: 'speaking' } },
+      { t: 'bot_delta_chunk', turn: 'g', data: { text: 'x' } },
+    ])
+    c.reset()
+    expect(c.serverState).toBe('listening')
+    expect(c.entries[0].pending).toBe(false)
+  })
+})

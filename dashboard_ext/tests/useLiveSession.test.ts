@@ -1,0 +1,183 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { effectScope } from 'vue'
+import { useLiveSession } from '../src/composables/useLiveSession'
+import { encodeWavPcm16 } from '../src/audio/wav'
+import { liveTest } from '../src/lib/testLog'
+import { FakeAudioContext, FakeWebSocket, flush, toBase64 } from './fakes'
+
+const b64clip = (ms: number) =>
+  toBase64(encodeWavPcm16(new Int16Array((16000 * ms) / 1000).fill(500), 16000))
+
+let ctx: FakeAudioContext
+let store: Record<string, string>
+
+beforeEach(() => {
+  vi.useFakeTimers()
+  FakeWebSocket.reset()
+  ctx = new FakeAudioContext()
+  store = { token: 'jwt' }
+  liveTest.log.length = 0
+})
+afterEach(() => vi.useRealTimers())
+
+function start(search = '?conversation_id=c0') {
+  const scope = effectScope()
+  const s = scope.run(() =>
+    useLiveSession({
+      location: { protocol: 'http:', host: '127.0.0.1:6185', pathname: '/live/', search },
+      storage: { getItem: (k) => store[k] ?? null },
+      WebSocketImpl: FakeWebSocket as never,
+      audioContext: () => ctx as never,
+    }),
+  )!
+  return { s, scope }
+}
+
+const sentJson = (ws: FakeWebSocket) => ws.sent.filter((x) => typeof x === 'string').map((x) => JSON.parse(x as string))
+
+async function connected() {
+  const { s, scope } = start()
+  const ws = FakeWebSocket.last
+  ws.open()
+  ws.receive({ t: 'hello', data: { protocol: 'astrbot-live', version: 1, conversation_id: 'c1' } })
+  await flush()
+  return { s, ws, scope }
+}
+
+describe('useLiveSession', () => {
+  it('connects with the dashboard token and the page conversation, then keeps the server one', async () => {
+    const { s, ws } = await connected()
+    expect(ws.url).toBe('ws://127.0.0.1:6185/api/v1/live/ws?token=jwt&conversation_id=c0&report_playback=1')
+    expect(s.orbState.value).toBe('listening')
+    ws.drop(1006)
+    expect(s.orbState.value).toBe('connecting')
+    vi.advanceTimersByTime(1000)
+    expect(FakeWebSocket.last.url).toContain('conversation_id=c1')
+  })
+
+  it('plays response clips of a turn and follows the orb states', async () => {
+    const { s, ws } = await connected()
+    ws.receive({ t: 'vad', data: { state: 'speech_start' } })
+    expect(s.orbState.value).toBe('hearing')
+    ws.receive({ t: 'state', data: { state: 'thinking' } })
+    ws.receive({ t: 'user_msg', turn: 'T1', data: { text: 'hi' } })
+    expect(s.orbState.value).toBe('thinking')
+    ws.receive({ t: 'response', turn: 'T1', seq: 1, data: b64clip(500), format: 'wav', duration_ms: 500 })
+    ws.receive({ t: 'response', turn: 'T1', seq: 2, data: b64clip(500), format: 'wav', duration_ms: 500 })
+    await flush(20)
+    expect(ctx.sources).toHaveLength(2)
+    expect(s.orbState.value).toBe('speaking')
+    expect(liveTest.log.filter((e) => e.kind === 'scheduled').map((e) => e.seq)).toEqual([1, 2])
+  })
+
+  it('on stop_play stops the turn, reports what was played once, and drops its later audio', async () => {
+    const { ws } = await connected()
+    ws.receive({ t: 'response', turn: 'T1', seq: 1, data: b64clip(1000) })
+    await flush(20)
+    ctx.currentTime = 0.43
+    ws.receive({ t: 'stop_play', turn: 'T1' })
+    expect(ctx.sources[0].stopped).toBe(true)
+    ws.receive({ t: 'response', turn: 'T1', seq: 2, data: b64clip(1000) })
+    ws.receive({ t: 'stop_play', turn: 'T1' })
+    await flush(20)
+    expect(ctx.sources).toHaveLength(1)
+    expect(sentJson(ws).filter((f) => f.t === 'playback_report')).toEqual([
+      { t: 'playback_report', turn: 'T1', played_ms: 400 },
+    ])
+  })
+
+  it('interrupt() stops locally and tells the server the turn and played ms', async () => {
+    const { s, ws } = await connected()
+    ws.receive({ t: 'state', data: { state: 'speaking' } })
+    ws.receive({ t: 'bot_delta_chunk', turn: 'T2', data: { text: 'Long answer' } })
+    ws.receive({ t: 'response', turn: 'T2', seq: 1, data: b64clip(2000) })
+    await flush(20)
+    ctx.currentTime = 1.03
+    expect(s.canInterrupt.value).toBe(true)
+    s.interrupt()
+    expect(ctx.sources[0].stopped).toBe(true)
+    ws.receive({ t: 'stop_play', turn: 'T2' })
+    const frames = sentJson(ws)
+    expect(frames.filter((f) => f.t === 'interrupt')).toEqual([{ t: 'interrupt', turn: 'T2', played_ms: 1000 }])
+    expect(frames.some((f) => f.t === 'playback_report')).toBe(false)
+  })
+
+  it('sends typed text, mute and unmute', async () => {
+    const { s, ws } = await connected()
+    expect(s.sendText('  hello  ')).toBe(true)
+    expect(s.sendText('   ')).toBe(false)
+    s.toggleMute()
+    s.toggleMute()
+    expect(sentJson(ws).filter((f) => f.t !== 'ping')).toEqual([
+      { t: 'text_input', text: 'hello' },
+      { t: 'mute' },
+      { t: 'unmute' },
+    ])
+  })
+
+  it('answers ping with a round-trip time', async () => {
+    const { s, ws } = await connected()
+    vi.advanceTimersByTime(15000)
+    const ping = sentJson(ws).find((f) => f.t === 'ping')
+    expect(ping).toBeDefined()
+    ws.receive({ t: 'pong', data: ping.data })
+    expect(s.rttMs.value).not.toBeNull()
+  })
+
+  it.each([
+    ['an UNAUTHORIZED error frame', (ws: FakeWebSocket) => ws.receive({ t: 'error', code: 'UNAUTHORIZED', data: 'bad token' })],
+    ['a 1008 close', (ws: FakeWebSocket) => ws.drop(1008, 'unauthorized')],
+  ])('after %s asks for a login instead of reconnecting', async (_, fail) => {
+    const { s, ws } = await connected()
+    fail(ws)
+    expect(s.auth.needsLogin.value).toBe('rejected')
+    expect(s.socket.status.value).toBe('closed')
+    vi.advanceTimersByTime(30000)
+    expect(FakeWebSocket.instances).toHaveLength(1)
+    store.token = 'jwt2'
+    vi.advanceTimersByTime(2000)
+    expect(FakeWebSocket.instances).toHaveLength(2)
+    expect(FakeWebSocket.last.url).toContain('token=jwt2')
+  })
+
+  it('shows a refusal that a login cannot fix, and can retry in a new conversation', async () => {
+    const { s, ws } = await connected()
+    ws.receive({ t: 'error', code: 'FORBIDDEN', data: 'conversation of another user' })
+    ws.drop(1008)
+    expect(s.auth.needsLogin.value).toBeNull()
+    expect(s.fatal.value).toEqual({ code: 'FORBIDDEN', message: 'conversation of another user' })
+    vi.advanceTimersByTime(30000)
+    expect(FakeWebSocket.instances).toHaveLength(1)
+    s.retry(true)
+    expect(s.fatal.value).toBeNull()
+    expect(FakeWebSocket.last.url).not.toContain('conversation_id')
+  })
+
+  it('reconnects after the server restarts the plugin (1012)', async () => {
+    const { s, ws } = await connected()
+    ws.drop(1012, 'Live Mode is reloading or stopping')
+    expect(s.socket.status.value).toBe('reconnecting')
+    vi.advanceTimersByTime(1000)
+    expect(FakeWebSocket.instances).toHaveLength(2)
+  })
+
+  it('waits for a dashboard login when there is no token at all', () => {
+    delete store.token
+    const { s } = start()
+    expect(s.auth.needsLogin.value).toBe('missing')
+    expect(FakeWebSocket.instances).toHaveLength(0)
+    store.token = 'later'
+    vi.advanceTimersByTime(2000)
+    expect(FakeWebSocket.last.url).toContain('token=later')
+  })
+
+  it('stops audio and clears in-flight state when the connection drops', async () => {
+    const { s, ws } = await connected()
+    ws.receive({ t: 'state', data: { state: 'speaking' } })
+    ws.receive({ t: 'response', turn: 'T3', data: b64clip(1000) })
+    await flush(20)
+    ws.drop(1006)
+    expect(ctx.sources[0].stopped).toBe(true)
+    expect(s.conv.serverState).toBe('listening')
+  })
+})

