@@ -59,6 +59,9 @@ class LiveSettings:
     open_api_enabled: bool = True
     echo_guard: bool = True
     tts_parallelism: int = 3
+    stt_timeout_s: float = 30.0
+    tts_timeout_s: float = 30.0  # per sentence
+    agent_idle_timeout_s: float = 120.0  # between two outputs of the agent
     limits: Limits = field(default_factory=Limits)
 
     @classmethod
@@ -80,6 +83,9 @@ class LiveSettings:
             open_api_enabled=bool(raw.get("open_api_enabled", True)),
             echo_guard=bool(raw.get("echo_guard", True)),
             tts_parallelism=_int(raw, "tts_parallelism", 3, 1, 8),
+            stt_timeout_s=_num(raw, "stt_timeout_seconds", 30, 1, 600),
+            tts_timeout_s=_num(raw, "tts_timeout_seconds", 30, 1, 600),
+            agent_idle_timeout_s=_num(raw, "agent_idle_timeout_seconds", 120, 5, 3600),
             limits=Limits(
                 max_frame_bytes=_int(raw, "max_frame_kib", 4096, 16, 65536) * 1024,
                 max_utterance_ms=_int(raw, "max_utterance_seconds", 60, 1, 600) * 1000,

@@ -90,6 +90,9 @@ class LiveSession:
             fast_first_clause=settings.first_clause_fast_path,
             tts_parallelism=settings.tts_parallelism,
             echo=EchoGuard() if settings.echo_guard else None,
+            stt_timeout_s=settings.stt_timeout_s,
+            tts_timeout_s=settings.tts_timeout_s,
+            agent_idle_timeout_s=settings.agent_idle_timeout_s,
         )
         self._endpointer_factory = endpointer_factory
         self._endpointer: Endpointer | None = None

@@ -49,6 +49,7 @@ class SpeechStage:
         output: OutputFormat,
         fast_first_clause: bool = True,
         parallelism: int = 3,
+        sentence_timeout_s: float = 30.0,
         mark: Callable[[str], None] = lambda _name: None,
         on_voiced: Callable[[str], None] = lambda _text: None,
     ) -> None:
@@ -61,6 +62,7 @@ class SpeechStage:
         self._filter = UnspokenFilter()
         self._segmenter = Segmenter(fast_first_clause=fast_first_clause)
         self._limit = asyncio.Semaphore(parallelism)
+        self._sentence_timeout = sentence_timeout_s
         self._pending: asyncio.Queue = asyncio.Queue()
         self._sentences: list[_Sentence] = []
         self.spoken: list[SpokenSentence] = []
@@ -112,11 +114,14 @@ class SpeechStage:
             try:
                 if sentence.seq == 0:
                     self._mark("first_tts_start")
-                async for clip in self._tts.stream(sentence.spoken):
-                    if clip.pcm:
-                        sentence.chunks.put_nowait(clip)
+                async with asyncio.timeout(self._sentence_timeout):
+                    async for clip in self._tts.stream(sentence.spoken):
+                        if clip.pcm:
+                            sentence.chunks.put_nowait(clip)
             except asyncio.CancelledError:
                 raise
+            except TimeoutError:
+                sentence.chunks.put_nowait(TimeoutError(f"no audio within {self._sentence_timeout:.0f} s"))
             except Exception as exc:  # a provider failure must not end the turn
                 sentence.chunks.put_nowait(exc)
             finally:

@@ -47,6 +47,9 @@ class TurnContext:
     fast_first_clause: bool
     tts_parallelism: int
     echo: EchoGuard | None
+    stt_timeout_s: float = 30.0
+    tts_timeout_s: float = 30.0
+    agent_idle_timeout_s: float = 120.0
 
 
 class Turn:
@@ -121,6 +124,7 @@ class Turn:
             output=self.ctx.output,
             fast_first_clause=self.ctx.fast_first_clause,
             parallelism=self.ctx.tts_parallelism,
+            sentence_timeout_s=self.ctx.tts_timeout_s,
             mark=self.mark,
             on_voiced=self.ctx.echo.remember if self.ctx.echo else lambda _t: None,
         )
@@ -128,12 +132,20 @@ class Turn:
         try:
             self.mark("agent_start")
             self.agent_run = self.ctx.agent.start(self.ctx.conversation, text)
-            async for output in self.agent_run.outputs():
-                if isinstance(output, AgentDelta) and output.text:
-                    self.mark("llm_first_token")
-                    self.reply_text += output.text
-                    self.emit(AgentTextDelta(self.id, output.text))
-                    stage.push(output.text)
+            idle = self.ctx.agent_idle_timeout_s
+            loop = asyncio.get_running_loop()
+            try:
+                async with asyncio.timeout(idle) as deadline:
+                    async for output in self.agent_run.outputs():
+                        deadline.reschedule(loop.time() + idle)
+                        if isinstance(output, AgentDelta) and output.text:
+                            self.mark("llm_first_token")
+                            self.reply_text += output.text
+                            self.emit(AgentTextDelta(self.id, output.text))
+                            stage.push(output.text)
+            except TimeoutError:
+                self.agent_run.stop()
+                self.emit(ErrorRaised(ErrorCode.AGENT_FAILED, f"the agent gave no output for {idle:.0f} s", self.id))
             stage.end_input()
             await delivery
         finally:
@@ -164,11 +176,13 @@ class Turn:
         self.emit(StateChanged("thinking"))
         started = self.clock()
         try:
-            text = (await transcriber.transcribe(pcm16_to_wav(self.pcm, INPUT_SAMPLE_RATE))).strip()
+            async with asyncio.timeout(self.ctx.stt_timeout_s):
+                text = (await transcriber.transcribe(pcm16_to_wav(self.pcm, INPUT_SAMPLE_RATE))).strip()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            self.emit(ErrorRaised(ErrorCode.STT_FAILED, f"speech recognition failed: {exc}", self.id))
+            reason = f"timed out after {self.ctx.stt_timeout_s:.0f} s" if isinstance(exc, TimeoutError) else exc
+            self.emit(ErrorRaised(ErrorCode.STT_FAILED, f"speech recognition failed: {reason}", self.id))
             self.emit(StateChanged("listening"))
             return None
         self.mark("stt_done")

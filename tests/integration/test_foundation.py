@@ -56,3 +56,34 @@ def test_reload_keeps_exactly_one_copy_of_each_route_and_shadows_nothing(astrbot
     assert sorted(describe([r for r in after if ours(r)])) == sorted(ours_before)  # exactly one copy each
     host_paths = {p for _, p, _ in host_before}
     assert not host_paths & {p for _, p, _ in ours_before}  # none of ours replaces a host path
+
+
+async def test_plugin_reload_closes_live_sockets_with_1012(astrbot, connect):
+    import asyncio
+
+    client = await connect()
+    await client.until("hello")
+
+    async def reload():
+        return await astrbot.lifecycle.plugin_manager.reload(PLUGIN_NAME)
+
+    reloading = asyncio.get_running_loop().run_in_executor(None, astrbot.call, reload)
+    code, _ = await client.closed()
+    await reloading
+    assert code == 1012
+    again = await connect()
+    assert (await again.until("hello"))["t"] == "hello"
+
+
+async def test_live_command_in_webchat_links_to_this_conversation(connect, fake):
+    client = await connect(ct="chat", conversation_id="chat-with-live-link")
+    await client.until("hello")
+    await client.send({"t": "send", "message_id": "cmd-1", "message": [{"type": "plain", "text": "/live"}]})
+    text = ""
+    while True:
+        frame = await client.recv(15)
+        if frame.get("ct") == "chat" and frame.get("type") == "plain":
+            text += frame["data"]
+        if frame.get("ct") == "chat" and frame.get("type") == "end":
+            break
+    assert "/live/?conversation_id=chat-with-live-link" in text

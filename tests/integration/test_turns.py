@@ -221,3 +221,39 @@ async def test_status_for_the_sidebar_view(astrbot):
     data = body.get("data", body)
     assert data["stt_provider"] == "fake_stt" and data["tts_provider"] == "fake_tts"
     assert {"sessions", "busy", "vad_lag_p99_ms", "server_vad", "protocol_version"} <= set(data)
+
+
+async def test_hung_providers_give_clear_errors_and_the_session_goes_on(astrbot, connect, fake):
+    plugin = astrbot.plugin()
+    saved = plugin.settings
+
+    async def short_timeouts():
+        from dataclasses import replace
+
+        plugin.settings = replace(saved, stt_timeout_s=1.0, tts_timeout_s=1.0)
+
+    async def restore():
+        plugin.settings = saved
+
+    astrbot.call(short_timeouts)
+    try:
+        client = await connect()
+        fake.stt_delay = 3.0
+        fake.script_transcript("too late")
+        await voice_turn(client, speech_like_pcm(0.5))
+        error = await client.until("error", timeout=10)
+        assert error["code"] == "STT_FAILED" and "timed out" in error["data"]
+        fake.stt_delay, fake.tts_delay = 0.0, 3.0
+        fake.script_reply("This sentence is slow to voice.")
+        await client.send({"t": "text_input", "text": "say something"})
+        user = await client.until("user_msg")
+        end = await client.until("end", turn=user["turn"], timeout=20)
+        codes = [f["code"] for f in client.of_turn(user["turn"]) if f["t"] == "error"]
+        assert codes == ["TTS_FAILED"]
+        assert end["data"]["text"] == "This sentence is slow to voice."
+        assert [f["data"]["text"] for f in client.of_turn(user["turn"]) if f["t"] == "bot_text_chunk"] == [
+            "This sentence is slow to voice."
+        ]
+    finally:
+        fake.tts_delay = 0.0
+        astrbot.call(restore)

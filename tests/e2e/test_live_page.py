@@ -1,0 +1,221 @@
+"""The Live page in a real browser, against a real AstrBot: speak, hear, interrupt, type.
+
+Headless Chromium opens `<dashboard>/live/` with the dashboard token in localStorage. Its
+microphone is a WAV of real (Piper) speech; the page streams it as PCM16 16 kHz to the server,
+whose VAD finds the utterances. STT, LLM and TTS are the fake OpenAI-compatible server, scripted
+per test. What the page received, sent and played is read from `window.__liveTest.log`
+(frames, `scheduled` / `played` / `stopped` / `dropped` audio); what it shows, from the DOM.
+
+Every wait is event-driven (the log or the DOM), with generous timeouts for noisy CI machines.
+Screenshots go to test-artifacts/e2e/.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+pytestmark = pytest.mark.browser
+
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+WAIT_MS = 30_000  # one step of a turn (CI machines are noisy; a healthy run needs a few seconds)
+
+QUESTION = "What is the weather like today?"
+ANSWER = "It is sunny and warm today. A light breeze comes in the afternoon."
+STOP = "Wait, stop please."
+# Long enough that the reply is still streaming (and playing) when the user speaks over it.
+STORY = " ".join(f"Sentence number {n} of a long and winding story." for n in range(1, 31))
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def open_live(browser, astrbot, *, conversation: str, viewport: dict = DESKTOP) -> Page:
+    """The Live page, logged in through localStorage["token"], with its socket open."""
+    ctx = browser.new_context(viewport=viewport, locale="en-US", color_scheme="light")
+    ctx.add_init_script(f"window.localStorage.setItem('token', {json.dumps(astrbot.jwt())})")
+    page = ctx.new_page()
+    page.errors = []  # type: ignore[attr-defined]
+    page.on("pageerror", lambda exc: page.errors.append(str(exc)))  # type: ignore[attr-defined]
+    page.goto(f"{astrbot.base_url}/live/?conversation_id={conversation}")
+    expect(page.get_by_test_id("connection-status")).to_have_attribute("data-status", "open", timeout=WAIT_MS)
+    return page
+
+
+def new_conversation(tag: str) -> str:
+    """A conversation of its own per test: no history leaks between tests."""
+    return f"e2e-{tag}-{uuid.uuid4().hex[:8]}"
+
+
+def wait_log(page: Page, condition: str, args: dict | None = None, timeout: int = WAIT_MS) -> dict:
+    """Wait for the first `__liveTest.log` entry `e` for which the JS `condition` holds (`a` = args)."""
+    script = f"(a) => window.__liveTest.log.find((e) => {condition}) || null"
+    try:
+        return page.wait_for_function(script, arg=args or {}, timeout=timeout, polling=50).json_value()
+    except Exception as exc:  # say what the page did see
+        raise AssertionError(f"no log entry with {condition} {args or ''}; log: {log_summary(page)}") from exc
+
+
+def frame(page: Page, t: str, timeout: int = WAIT_MS, **match: Any) -> dict:
+    """Wait for a received frame of type `t` (optionally matching fields such as turn=, or not_turn=)."""
+    cond = "e.kind === 'frame' && e.t === a.t"
+    if "turn" in match:
+        cond += " && e.turn === a.turn"
+    if "not_turn" in match:
+        cond += " && e.turn !== a.not_turn"
+    return wait_log(page, cond, {"t": t, **match}, timeout)
+
+
+def log(page: Page) -> list[dict]:
+    return page.evaluate("window.__liveTest.log")
+
+
+def log_summary(page: Page) -> str:
+    try:
+        entries = log(page)
+    except Exception as exc:  # the page is gone
+        return f"<unavailable: {exc}>"
+    short = [
+        {k: v for k, v in e.items() if k in ("kind", "at", "t", "turn", "seq", "reason", "playedMs", "durationMs")}
+        for e in entries
+        if not (e["kind"] == "sent" and e.get("t") == "ping")
+    ]
+    return json.dumps(short[-80:])
+
+
+def bubble(page: Page, role: str, turn: str):
+    return page.locator(f"[data-testid=transcript] [data-role={role}][data-turn='{turn}'] .bubble")
+
+
+def shot(page: Page, artifacts, name: str) -> None:
+    page.screenshot(path=str(artifacts / f"{name}.png"))
+
+
+def assert_no_page_errors(page: Page) -> None:
+    assert not page.errors, page.errors  # type: ignore[attr-defined]
+
+
+# ------------------------------------------------------------------ tests
+
+
+def test_a_spoken_question_is_transcribed_answered_and_played(astrbot, fake, launch, mic, artifacts):
+    """Mic WAV → server VAD → STT → LLM → TTS → the page shows both texts and plays the answer."""
+    fake.script_transcript(QUESTION)
+    fake.script_reply(ANSWER)
+    wav = mic.make("question", 1.0, QUESTION, 2.0)
+    page = open_live(launch(wav), astrbot, conversation=new_conversation("voice"))
+
+    # The server's VAD heard the streamed microphone: speech, then the end of speech.
+    frame(page, "vad")
+    user = frame(page, "user_msg")
+    turn = user["turn"]
+    assert turn, user
+    expect(bubble(page, "user", turn)).to_have_text(QUESTION, timeout=WAIT_MS)
+    expect(bubble(page, "bot", turn)).to_have_text(ANSWER, timeout=WAIT_MS)
+    expect(page.get_by_test_id("caption-user")).to_contain_text(QUESTION)
+
+    # Audio of this turn reached the speakers: scheduled on the AudioContext, then played to its end.
+    scheduled = wait_log(page, "e.kind === 'scheduled' && e.turn === a.turn", {"turn": turn})
+    assert scheduled["durationMs"] > 300, scheduled
+    shot(page, artifacts, "desktop-spoken-turn")
+    page.set_viewport_size(PHONE)
+    expect(page.get_by_test_id("panel-toggle")).to_be_visible()
+    expect(page.get_by_test_id("caption-bot")).to_contain_text("breeze")
+    shot(page, artifacts, "phone-spoken-turn")
+
+    end = frame(page, "end", turn=turn)
+    wait_log(page, "e.kind === 'played' && e.turn === a.turn", {"turn": turn})
+    entries = log(page)
+    responses = [e for e in entries if e["kind"] == "frame" and e["t"] == "response" and e["turn"] == turn]
+    played = [e for e in entries if e["kind"] == "played" and e["turn"] == turn]
+    assert responses, "no audio frames for the turn"
+    assert not any(e["kind"] in ("stopped", "dropped", "decode_error") for e in entries), log_summary(page)
+    assert entries.index(end) > entries.index(user)
+
+    # The microphone really streamed, and it was the speech of the WAV (about 2 s) that got transcribed.
+    assert page.evaluate("window.__liveTest.audioFramesSent") > 50
+    assert len(fake.transcriptions) == 1
+    heard_s = fake.transcriptions[0]["bytes"] / 2 / 16000  # WAV upload of PCM16 16 kHz
+    assert 0.8 * mic.seconds(mic.speech(QUESTION)) < heard_s < mic.seconds(mic.speech(QUESTION)) + 2.0, heard_s
+    assert_no_page_errors(page)
+
+
+def test_speaking_during_playback_interrupts_it(astrbot, fake, launch, mic, artifacts):
+    """A second utterance over the playing answer: stop_play, the page stops that turn for good, a new turn."""
+    fake.script_transcript(QUESTION)
+    fake.script_transcript(STOP)
+    fake.script_reply(STORY, ttft=0.05, interval=0.06)  # ~300 tokens: still streaming at the barge-in
+    fake.script_reply("Sure, I have stopped.")
+    # The gap lets the answer start playing: VAD end (0.5 s) + STT + first sentence + TTS, with CI slack.
+    wav = mic.make("barge-in", 1.0, QUESTION, 4.0, STOP, 2.0)
+    page = open_live(launch(wav), astrbot, conversation=new_conversation("barge"))
+
+    first = frame(page, "user_msg")
+    turn = first["turn"]
+    wait_log(page, "e.kind === 'scheduled' && e.turn === a.turn", {"turn": turn})
+
+    stop = frame(page, "stop_play", turn=turn)
+    stopped = wait_log(page, "e.kind === 'stopped' && e.turn === a.turn", {"turn": turn})
+    report = wait_log(page, "e.kind === 'sent' && e.t === 'playback_report' && e.turn === a.turn", {"turn": turn})
+    second = frame(page, "user_msg", not_turn=turn)
+    assert second["turn"]
+    expect(bubble(page, "user", second["turn"])).to_have_text(STOP, timeout=WAIT_MS)
+    frame(page, "end", turn=second["turn"])
+    wait_log(page, "e.kind === 'played' && e.turn === a.turn", {"turn": second["turn"]})
+    expect(bubble(page, "bot", second["turn"])).to_have_text("Sure, I have stopped.")
+    # The interrupted answer is marked so in the transcript, and only part of the story was written.
+    expect(page.locator(f"[data-testid=transcript] [data-role=bot][data-turn='{turn}']")).to_contain_text(
+        "Interrupted"
+    )
+    shot(page, artifacts, "desktop-barge-in")
+
+    entries = log(page)
+    i_stop, i_stopped = entries.index(stop), entries.index(stopped)
+    assert stopped["playedMs"] > 0, stopped  # some of the answer had really been heard
+    assert i_stop < i_stopped < entries.index(report) < entries.index(second), log_summary(page)
+    later = entries[i_stop + 1 :]
+    # Nothing of the stopped turn plays after the stop: no clip scheduled or finished, and any
+    # late audio is dropped. The server sends at most that turn's `end` after stop_play.
+    assert not [e for e in later if e.get("turn") == turn and e["kind"] in ("scheduled", "played")], log_summary(page)
+    late_frames = [e["t"] for e in later if e["kind"] == "frame" and e.get("turn") == turn]
+    assert set(late_frames) <= {"end", "response"}, late_frames
+    late_audio = sum(1 for t in late_frames if t == "response")
+    dropped = [e for e in later if e["kind"] == "dropped" and e.get("turn") == turn]
+    assert len(dropped) >= late_audio, log_summary(page)
+    before = entries[:i_stop]
+    assert any(e["kind"] == "scheduled" and e.get("turn") == turn for e in before)
+    # The barge-in really stopped the model: the story was cut off.
+    assert fake.streams[0].closed_early or fake.streams[0].tokens_sent < len(STORY.split()), fake.streams[0]
+    assert_no_page_errors(page)
+
+
+def test_typed_text_is_answered(astrbot, fake, launch, mic, artifacts):
+    """The text box: type, send, the reply appears as text and is spoken."""
+    reply = "Here is one: the skeleton stayed home because it had no body to go with."
+    fake.script_reply(reply)
+    wav = mic.make("silence", 0.5)  # a quiet room: nothing for the VAD
+    page = open_live(launch(wav), astrbot, conversation=new_conversation("text"))
+
+    box = page.get_by_test_id("text-input").locator("input")
+    box.fill("Tell me a joke")
+    page.get_by_test_id("send-button").click()
+    sent = wait_log(page, "e.kind === 'sent' && e.t === 'text_input'")
+    assert sent["ok"] is True, sent
+    user = frame(page, "user_msg")
+    turn = user["turn"]
+    expect(box).to_have_value("")
+    expect(bubble(page, "user", turn)).to_have_text("Tell me a joke", timeout=WAIT_MS)
+    expect(bubble(page, "bot", turn)).to_have_text(reply, timeout=WAIT_MS)
+    expect(page.get_by_test_id("caption-bot")).to_contain_text("no body to go with")
+    wait_log(page, "e.kind === 'scheduled' && e.turn === a.turn", {"turn": turn})
+    shot(page, artifacts, "desktop-text-turn")
+    frame(page, "end", turn=turn)
+    assert not fake.transcriptions  # typed, not spoken
+    assert fake.streams and fake.streams[-1].messages[-1]["role"] == "user"
+    assert "Tell me a joke" in str(fake.streams[-1].messages[-1]["content"])
+    assert_no_page_errors(page)
