@@ -15,7 +15,6 @@ import time
 import wave
 
 import numpy as np
-import pytest
 
 from tests.harness.audio import silence_pcm, speech_like_pcm
 
@@ -263,21 +262,6 @@ async def test_neko_push_to_talk_voice_turn(connect, fake):
     assert abs(fake.transcriptions[-1]["bytes"] - (32000 + 44)) <= 64  # one second, resampled to 16 kHz
 
 
-@pytest.fixture(scope="module")
-def say():
-    from live.providers.models import missing_offline_packages
-
-    if missing_offline_packages(stt=False, tts=True):
-        pytest.skip("offline speech packages are not installed")
-    from live.audio.resample import resample_pcm16
-    from live.providers.piper_tts import PiperSynthesizer
-
-    tts = PiperSynthesizer(noise_scale=0.0, noise_w_scale=0.0)
-    tts.load()
-    yield lambda text: resample_pcm16(tts.synthesize(text), tts.sample_rate, 48000)
-    tts.close()
-
-
 async def test_neko_voice_turn_with_server_vad(connect, fake, say):
     """N.E.K.O's realtime mode: the mic streams continuously; the server finds the utterance."""
     fake.script_transcript("what day is it")
@@ -285,7 +269,7 @@ async def test_neko_voice_turn_with_server_vad(connect, fake, say):
     client = await connect(protocol="neko")
     await client.send({"action": "start_session", "input_type": "audio"})
     assert await read(client) == {"type": "session_started", "input_mode": "audio"}
-    pcm = silence_pcm(0.5, 48000) + say("What day is it today?") + silence_pcm(1.5, 48000)
+    pcm = silence_pcm(0.5, 48000) + say("What day is it today?", 48000) + silence_pcm(1.5, 48000)
     for frame in neko_audio(pcm):
         await client.send(frame)
         await asyncio.sleep(0.004)  # about 2x real time: inside the default 200 frames/s limit

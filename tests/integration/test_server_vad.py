@@ -8,29 +8,9 @@ import asyncio
 from dataclasses import replace
 
 import numpy as np
-import pytest
 
-from live.audio.resample import resample_pcm16
 
 FRAME = 640  # 20 ms of PCM16 at 16 kHz
-
-
-@pytest.fixture(scope="module")
-def say():
-    from live.providers.models import missing_offline_packages
-
-    if missing_offline_packages(stt=False, tts=True):
-        pytest.skip("offline speech packages are not installed")
-    from live.providers.piper_tts import PiperSynthesizer
-
-    tts = PiperSynthesizer(noise_scale=0.0, noise_w_scale=0.0)
-    tts.load()
-
-    def speak(text: str) -> bytes:
-        return resample_pcm16(tts.synthesize(text), tts.sample_rate, 16000)
-
-    yield speak
-    tts.close()
 
 
 def noise(seconds: float, level: float = 120.0, seed: int = 7) -> bytes:
