@@ -310,8 +310,10 @@ class LiveSession:
                 turn.report_played(played_ms)
             return
         running = not turn.done
-        if not running and not self._still_playing(turn) and played_ms is None:
-            return
+        if not running:
+            played_all = turn.stage is None or (played_ms if played_ms is not None else turn.estimated_played_ms()) >= turn.stage.audio_ms
+            if played_all:
+                return  # the whole answer was heard: nothing to stop, nothing to cut
         turn.interrupted = True
         if played_ms is not None:
             turn.report_played(played_ms)

@@ -84,6 +84,7 @@ class Turn:
         self.played_ms: int | None = None
         self.played_reported = asyncio.Event()
         self.heard_override: str | None = None  # a client that tracks the heard text itself
+        self._speaking = False
         self.reply_text = ""
 
     def __repr__(self) -> str:
@@ -113,7 +114,8 @@ class Turn:
         if not text:
             return
         self.emit(UserTranscribed(self.id, text, int(time.time() * 1000)))
-        self.emit(StateChanged("thinking"))
+        if self.pcm is None:
+            self.emit(StateChanged("thinking"))  # voice turns said so when STT started
         if self.previous is not None:
             await self._wait_for_previous()
         synthesizer = await self.ctx.speech.synthesizer(self.ctx.conversation)
@@ -211,7 +213,8 @@ class Turn:
         if isinstance(event, ErrorRaised):
             self.emit(event)
             return
-        if self.first_audio_sent_at is None and getattr(event, "duration_ms", 0):
+        if not self._speaking and getattr(event, "duration_ms", 0):
+            self._speaking = True
             self.emit(StateChanged("speaking"))
         self.emit(event)
 

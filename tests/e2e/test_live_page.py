@@ -13,6 +13,7 @@ Screenshots go to test-artifacts/e2e/.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from typing import Any
 
@@ -96,6 +97,21 @@ def shot(page: Page, artifacts, name: str) -> None:
     page.screenshot(path=str(artifacts / f"{name}.png"))
 
 
+def settle_drawer(page: Page, *, open: bool) -> None:
+    """Wait until the side panel has slid fully in (or out) and no CSS transition still runs."""
+    page.wait_for_function(
+        """(open) => {
+            const drawer = document.querySelector('.side-drawer')
+            const r = drawer ? drawer.getBoundingClientRect() : null
+            const placed = open ? !!r && r.right <= window.innerWidth + 1 : !r || r.left >= window.innerWidth - 1
+            return placed && document.getAnimations().every((a) => !(a instanceof CSSTransition))
+        }""",
+        arg=open,
+        timeout=WAIT_MS,
+        polling=50,
+    )
+
+
 def assert_no_page_errors(page: Page) -> None:
     assert not page.errors, page.errors  # type: ignore[attr-defined]
 
@@ -123,8 +139,9 @@ def test_a_spoken_question_is_transcribed_answered_and_played(astrbot, fake, lau
     scheduled = wait_log(page, "e.kind === 'scheduled' && e.turn === a.turn", {"turn": turn})
     assert scheduled["durationMs"] > 300, scheduled
     shot(page, artifacts, "desktop-spoken-turn")
-    page.set_viewport_size(PHONE)
+    page.set_viewport_size(PHONE)  # the same conversation on a phone: the transcript panel folds away
     expect(page.get_by_test_id("panel-toggle")).to_be_visible()
+    settle_drawer(page, open=False)
     expect(page.get_by_test_id("caption-bot")).to_contain_text("breeze")
     shot(page, artifacts, "phone-spoken-turn")
 
@@ -169,12 +186,13 @@ def test_speaking_during_playback_interrupts_it(astrbot, fake, launch, mic, arti
     wait_log(page, "e.kind === 'played' && e.turn === a.turn", {"turn": second["turn"]})
     expect(bubble(page, "bot", second["turn"])).to_have_text("Sure, I have stopped.")
     # The interrupted answer is marked so in the transcript, and only part of the story was written.
-    expect(page.locator(f"[data-testid=transcript] [data-role=bot][data-turn='{turn}']")).to_contain_text(
-        "Interrupted"
-    )
+    interrupted = page.locator(f"[data-testid=transcript] [data-role=bot][data-turn='{turn}']")
+    expect(interrupted.locator(".v-chip")).to_have_text(re.compile("interrupted", re.I))
+    expect(interrupted.locator(".unheard")).not_to_be_empty()  # what was never played is struck through
     shot(page, artifacts, "desktop-barge-in")
 
     entries = log(page)
+    print('DIAG', json.dumps([e for e in entries if e.get('t') not in ('bot_delta_chunk', 'bot_text_chunk', 'ping')]))  # TMPDIAG
     i_stop, i_stopped = entries.index(stop), entries.index(stopped)
     assert stopped["playedMs"] > 0, stopped  # some of the answer had really been heard
     assert i_stop < i_stopped < entries.index(report) < entries.index(second), log_summary(page)
@@ -194,28 +212,36 @@ def test_speaking_during_playback_interrupts_it(astrbot, fake, launch, mic, arti
     assert_no_page_errors(page)
 
 
-def test_typed_text_is_answered(astrbot, fake, launch, mic, artifacts):
-    """The text box: type, send, the reply appears as text and is spoken."""
+def test_typed_text_is_answered_on_a_phone(astrbot, fake, launch, mic, artifacts):
+    """The text box on a phone-sized page: type, tap send, the reply appears as text and is spoken."""
+    question = "Tell me a joke"
     reply = "Here is one: the skeleton stayed home because it had no body to go with."
     fake.script_reply(reply)
     wav = mic.make("silence", 0.5)  # a quiet room: nothing for the VAD
-    page = open_live(launch(wav), astrbot, conversation=new_conversation("text"))
+    page = open_live(launch(wav), astrbot, conversation=new_conversation("text"), viewport=PHONE)
 
     box = page.get_by_test_id("text-input").locator("input")
-    box.fill("Tell me a joke")
+    box.fill(question)
     page.get_by_test_id("send-button").click()
     sent = wait_log(page, "e.kind === 'sent' && e.t === 'text_input'")
     assert sent["ok"] is True, sent
+    expect(box).to_have_value("")
     user = frame(page, "user_msg")
     turn = user["turn"]
-    expect(box).to_have_value("")
-    expect(bubble(page, "user", turn)).to_have_text("Tell me a joke", timeout=WAIT_MS)
-    expect(bubble(page, "bot", turn)).to_have_text(reply, timeout=WAIT_MS)
-    expect(page.get_by_test_id("caption-bot")).to_contain_text("no body to go with")
+    expect(page.get_by_test_id("caption-user")).to_contain_text(question, timeout=WAIT_MS)
+    expect(page.get_by_test_id("caption-bot")).to_have_text(reply, timeout=WAIT_MS)
     wait_log(page, "e.kind === 'scheduled' && e.turn === a.turn", {"turn": turn})
-    shot(page, artifacts, "desktop-text-turn")
+    shot(page, artifacts, "phone-text-turn")
+
+    # The transcript panel, opened from the top bar, holds both messages.
+    page.get_by_test_id("panel-toggle").click()
+    settle_drawer(page, open=True)
+    expect(bubble(page, "user", turn)).to_have_text(question, timeout=WAIT_MS)
+    expect(bubble(page, "bot", turn)).to_have_text(reply, timeout=WAIT_MS)
+    expect(bubble(page, "bot", turn)).to_be_in_viewport(ratio=1)
     frame(page, "end", turn=turn)
+    shot(page, artifacts, "phone-text-turn-transcript")
+
     assert not fake.transcriptions  # typed, not spoken
-    assert fake.streams and fake.streams[-1].messages[-1]["role"] == "user"
-    assert "Tell me a joke" in str(fake.streams[-1].messages[-1]["content"])
+    assert fake.streams and question in str(fake.streams[-1].messages[-1]["content"])
     assert_no_page_errors(page)

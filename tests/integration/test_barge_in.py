@@ -113,8 +113,8 @@ async def test_disconnect_mid_turn_leaves_no_task_behind(astrbot, connect, fake)
     await start_long_turn(client, fake)
     await client.close()
     for _ in range(100):
-        if live_tasks() == before:
+        if set(live_tasks()) <= set(before):
             break
         await asyncio.sleep(0.1)
-    assert live_tasks() == before, (before, live_tasks())
+    assert set(live_tasks()) <= set(before), (before, live_tasks())
     assert await eventually(lambda: story_stream(fake).closed_early)

@@ -35,6 +35,8 @@ async def test_voice_turn_end_to_end_with_audio(connect, fake):
     # sentences go out in order, each text before its audio
     texts = [f["data"]["text"] for f in frames if f["t"] == "bot_text_chunk"]
     assert " ".join(texts) == REPLY
+    states = [f["data"]["state"] for f in client.frames if f["t"] == "state"]
+    assert states == ["listening", "thinking", "speaking"]  # "listening" again follows the metrics
     metrics = await client.until("metrics", turn=turn)
     timeline = metrics["data"]["timeline"]
     for key in ("speech_end", "stt_done", "llm_first_token", "first_sentence", "first_audio", "turn_end"):

@@ -1,0 +1,35 @@
+"""The benchmark's measurement functions work against the session's AstrBot (shapes, not speeds)."""
+
+from bench.measure import CONVERSATIONS, ProviderLatency, playback_gaps_ms, run_turns, summarize_turns
+
+FAST = ProviderLatency(stt_s=0.01, ttft_s=0.02, token_s=0.005, tts_s=0.01)
+
+
+def test_playback_gaps_follow_a_real_time_player():
+    # (arrival s, duration ms): the 2nd arrives 0.1 s before the 1st ends, the 3rd 0.2 s after the 2nd ends
+    assert [round(g, 6) for g in playback_gaps_ms([(0.0, 1000), (0.9, 500), (1.7, 300)])] == [0.0, 200.0]
+    assert playback_gaps_ms([(0.0, 100)]) == []
+
+
+async def test_one_voice_turn_per_side_is_measured(astrbot, fake):
+    tts_enabled = astrbot.lifecycle.astrbot_config["provider_tts_settings"]["enable"]
+    samples = await run_turns(astrbot, fake, conversations=CONVERSATIONS[:1], rounds=1, lat=FAST, warmup=False)
+    assert sorted(s.side for s in samples) == ["builtin", "plugin"]
+    for s in samples:
+        assert s.ok, (s.side, s.error)
+        assert 0 < s.first_audio_ms <= s.end_ms
+        assert s.responses and all(d > 0 for _, d in s.responses)
+        assert all(g >= 0 for g in s.gaps_ms) and len(s.gaps_ms) == len(s.responses) - 1
+        assert s.provider["stt_ms"] > 0 and s.provider["tts_first_clause_ms"] > 0
+        assert s.provider["llm_ttft_ms"] <= s.provider["llm_to_first_clause_ms"]
+        assert s.overhead_ms is not None
+        assert {"ingest_ms", "stt_to_llm_ms", "clause_to_tts_ms", "tts_to_client_ms"} <= s.breakdown.keys()
+    plugin = next(s for s in samples if s.side == "plugin")
+    assert plugin.provider["first_clause"] == "Sure, it's sunny and warm today,"  # the first-clause fast path
+    assert plugin.plugin_metrics and "first_audio" in plugin.plugin_metrics["timeline"]
+    table = summarize_turns(samples)
+    assert table["plugin"]["first_audio_ms"]["n"] == 1 and table["builtin"]["first_audio_ms"]["n"] == 1
+    assert isinstance(table["ratio_first_audio_median"], float)
+    # the built-in's switches on the booted instance were put back
+    assert astrbot.lifecycle.astrbot_config["provider_tts_settings"]["enable"] == tts_enabled
+
