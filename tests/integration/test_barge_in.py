@@ -2,6 +2,8 @@
 
 import asyncio
 
+from tests.harness.streams import story_stream, stream_released
+
 LONG_REPLY = (
     "Once upon a time there was a lighthouse keeper. Every night she climbed the stairs. "
     "She polished the great lamp until it shone. Ships passed safely all winter long. "
@@ -18,7 +20,7 @@ async def start_long_turn(client, fake, interval=0.08):
     return user["turn"], first_audio
 
 
-async def test_interrupt_stops_the_agent_and_nothing_of_the_turn_follows_stop_play(connect, fake):
+async def test_interrupt_stops_the_agent_and_nothing_of_the_turn_follows_stop_play(astrbot, connect, fake):
     client = await connect()
     turn, first_audio = await start_long_turn(client, fake)
     await client.send({"t": "interrupt", "turn": turn, "played_ms": first_audio["duration_ms"]})
@@ -29,20 +31,8 @@ async def test_interrupt_stops_the_agent_and_nothing_of_the_turn_follows_stop_pl
     assert old[0]["data"]["interrupted"] is True
     assert client.frames[client.frames.index(stop) + 1]["t"] == "end"
     stream = story_stream(fake)
-    assert await eventually(lambda: stream.closed_early), f"the LLM stream must be closed by the barge-in: {stream}"
+    assert await stream_released(astrbot, stream), "the barge-in must stop the agent reading its LLM stream"
     assert stream.tokens_sent < len(LONG_REPLY.split())
-
-
-def story_stream(fake):
-    return next(c for c in reversed(fake.streams) if "tell me a long story" in str(c.messages[-1]))
-
-
-async def eventually(check, timeout=5.0):
-    for _ in range(int(timeout / 0.05)):
-        if check():
-            return True
-        await asyncio.sleep(0.05)
-    return check()
 
 
 async def test_history_keeps_only_the_heard_part_marked_interrupted(connect, fake):
@@ -117,4 +107,4 @@ async def test_disconnect_mid_turn_leaves_no_task_behind(astrbot, connect, fake)
             break
         await asyncio.sleep(0.1)
     assert set(live_tasks()) <= set(before), (before, live_tasks())
-    assert await eventually(lambda: story_stream(fake).closed_early)
+    assert await stream_released(astrbot, story_stream(fake))

@@ -17,6 +17,7 @@ import wave
 import numpy as np
 
 from tests.harness.audio import silence_pcm, speech_like_pcm
+from tests.harness.streams import story_stream, stream_released
 
 REPLY = "[joy] The sky is blue today, with a few clouds. Tomorrow brings rain. Take an umbrella."
 SHOWN = "The sky is blue today, with a few clouds. Tomorrow brings rain. Take an umbrella."
@@ -156,7 +157,7 @@ async def test_olv_text_turn_with_pcm16_output_still_gets_one_wav_per_sentence(c
     assert "how are you" in str(fake.streams[-1].messages[-1]["content"])
 
 
-async def test_olv_interrupt_signal_stops_the_turn_and_keeps_the_heard_text(connect, fake):
+async def test_olv_interrupt_signal_stops_the_turn_and_keeps_the_heard_text(astrbot, connect, fake):
     client, _ = await open_olv(connect, conversation_id="olv-heard-history")
     fake.script_reply(LONG_REPLY, ttft=0.05, interval=0.08)
     await client.send({"type": "text-input", "text": "tell me a long story"})
@@ -167,12 +168,8 @@ async def test_olv_interrupt_signal_stops_the_turn_and_keeps_the_heard_text(conn
     later = await quiet(client, 1.0)
     assert of_type(later, "audio") == [] and of_type(later, "backend-synth-complete") == []
     assert {"type": "control", "text": "interrupt"} not in client.frames  # the client stopped itself
-    story = next(c for c in reversed(fake.streams) if "tell me a long story" in str(c.messages[-1]))
-    for _ in range(100):
-        if story.closed_early:
-            break
-        await asyncio.sleep(0.05)
-    assert story.closed_early and story.tokens_sent < len(LONG_REPLY.split())
+    story = story_stream(fake)
+    assert await stream_released(astrbot, story) and story.tokens_sent < len(LONG_REPLY.split())
     fake.script_reply("Sure, what next?")
     await client.send({"type": "text-input", "text": "never mind that"})
     await until(client, "control", text="conversation-chain-end")
