@@ -18,6 +18,7 @@ import uuid
 from typing import Any
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, expect
 
 pytestmark = pytest.mark.browser
@@ -58,7 +59,7 @@ def wait_log(page: Page, condition: str, args: dict | None = None, timeout: int 
     script = f"(a) => window.__liveTest.log.find((e) => {condition}) || null"
     try:
         return page.wait_for_function(script, arg=args or {}, timeout=timeout, polling=50).json_value()
-    except Exception as exc:  # say what the page did see
+    except PlaywrightError as exc:  # say what the page did see
         raise AssertionError(f"no log entry with {condition} {args or ''}; log: {log_summary(page)}") from exc
 
 
@@ -79,7 +80,7 @@ def log(page: Page) -> list[dict]:
 def log_summary(page: Page) -> str:
     try:
         entries = log(page)
-    except Exception as exc:  # the page is gone
+    except PlaywrightError as exc:  # the page is gone
         return f"<unavailable: {exc}>"
     short = [
         {k: v for k, v in e.items() if k in ("kind", "at", "t", "turn", "seq", "reason", "playedMs", "durationMs")}
@@ -145,14 +146,28 @@ def test_a_spoken_question_is_transcribed_answered_and_played(astrbot, fake, lau
     expect(page.get_by_test_id("caption-bot")).to_contain_text("breeze")
     shot(page, artifacts, "phone-spoken-turn")
 
+    # Every audio clip of the turn then played to its end, in order, none stopped or dropped.
     end = frame(page, "end", turn=turn)
-    wait_log(page, "e.kind === 'played' && e.turn === a.turn", {"turn": turn})
+    try:
+        page.wait_for_function(
+            """(turn) => {
+                const log = window.__liveTest.log
+                const clips = log.filter((e) => e.kind === 'frame' && e.t === 'response' && e.turn === turn)
+                const played = log.filter((e) => e.kind === 'played' && e.turn === turn)
+                return clips.length > 0 && played.length === clips.length
+            }""",
+            arg=turn,
+            timeout=WAIT_MS,
+            polling=100,
+        )
+    except PlaywrightError as exc:
+        raise AssertionError(f"the turn's audio did not all play: {log_summary(page)}") from exc
     entries = log(page)
-    responses = [e for e in entries if e["kind"] == "frame" and e["t"] == "response" and e["turn"] == turn]
     played = [e for e in entries if e["kind"] == "played" and e["turn"] == turn]
-    assert responses, "no audio frames for the turn"
+    assert [e["seq"] for e in played] == sorted(e["seq"] for e in played), played
+    assert sum(e["durationMs"] for e in played) > 1500, played  # the whole answer, about 3 s of speech
     assert not any(e["kind"] in ("stopped", "dropped", "decode_error") for e in entries), log_summary(page)
-    assert entries.index(end) > entries.index(user)
+    assert entries.index(user) < entries.index(end)
 
     # The microphone really streamed, and it was the speech of the WAV (about 2 s) that got transcribed.
     assert page.evaluate("window.__liveTest.audioFramesSent") > 50
@@ -188,7 +203,7 @@ def test_speaking_during_playback_interrupts_it(astrbot, fake, launch, mic, arti
     expect(bubble(page, "bot", second["turn"])).to_have_text("Sure, I have stopped.")
     # The interrupted answer is marked so in the transcript, and only part of the story was written.
     interrupted = page.locator(f"[data-testid=transcript] [data-role=bot][data-turn='{turn}']")
-    expect(interrupted.locator(".v-chip")).to_have_text(re.compile("interrupted", re.I))
+    expect(interrupted.locator(".v-chip")).to_have_text(re.compile("interrupted", re.IGNORECASE))
     expect(interrupted.locator(".unheard")).not_to_be_empty()  # what was never played is struck through
     shot(page, artifacts, "desktop-barge-in")
 
