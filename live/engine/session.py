@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from ..audio.vad import Endpointer, SpeechConfirmed, SpeechDiscarded, SpeechEnded, SpeechStarted
-from ..audio.wav import pcm16_duration_ms
 from ..config import LiveSettings
 from ..errors import ErrorCode
 from .echo import EchoGuard
@@ -141,12 +140,14 @@ class LiveSession:
         if self._vad_task is not None:
             self._vad_task.cancel()
             await asyncio.gather(self._vad_task, return_exceptions=True)
+            self._vad_task = None  # the finished task's frame points back here: free the VAD model now
         turn = self._turn
         if turn is not None and not turn.done:
             self._interrupt(turn, played_ms=None, notify=False)
         if self._finalizers:
             await asyncio.gather(*list(self._finalizers), return_exceptions=True)
         self._endpointer = None
+        self._turn = None
 
     # ------------------------------------------------------------ commands
 
@@ -214,7 +215,7 @@ class LiveSession:
     def _on_audio(self, pcm: bytes) -> None:
         if self._utterance is not None:
             limit = self.settings.limits.max_utterance_ms
-            if pcm16_duration_ms(bytes(self._utterance) + pcm, INPUT_SAMPLE_RATE) > limit:
+            if (len(self._utterance) + len(pcm)) * 1000 // (2 * INPUT_SAMPLE_RATE) > limit:
                 if not self._utterance_capped:
                     self._utterance_capped = True
                     self._error(

@@ -56,13 +56,16 @@ class WebChatAgentRun:
         self.stopped = False
         self.reply = ""
         self.bot_record_id: int | None = None
+        self._user_saved: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._user_saved.set_result(None)
         self._done = asyncio.Event()
         self._queue = webchat_queue_mgr.get_or_create_back_queue(self.message_id, conversation.conversation_id)
         self._drain: asyncio.Task | None = None
 
     async def outputs(self) -> AsyncIterator[AgentOutput]:
         try:
-            await self._agent.history.save_user(self)
+            # The transcript record must not delay the turn; it is awaited before the answer's.
+            self._user_saved = asyncio.create_task(self._agent.history.save_user(self), name=f"live-save-{self.message_id}")
             await webchat_queue_mgr.get_or_create_queue(self.conversation.conversation_id).put(
                 (
                     self.conversation.username,
@@ -83,6 +86,7 @@ class WebChatAgentRun:
                     break
                 if output is not None:
                     yield output
+            await self._user_saved
             await self._agent.history.save_bot(self, self.reply)
             self._close()
         finally:
@@ -140,6 +144,7 @@ class WebChatAgentRun:
 
     async def keep_heard(self, heard: str) -> None:
         """Cut this answer, in memory and in the WebChat transcript, to what was heard."""
+        await asyncio.gather(self._user_saved, return_exceptions=True)
         await self._agent.history.save_bot(self, heard, interrupted=True)
         manager = self._agent.conversations
         cid = await manager.get_curr_conversation_id(self.umo)

@@ -1,6 +1,12 @@
 """The benchmark's measurement functions work against the session's AstrBot (shapes, not speeds)."""
 
-from bench.measure import CONVERSATIONS, ProviderLatency, playback_gaps_ms, run_turns, summarize_turns
+from bench.measure import (
+    CONVERSATIONS,
+    ProviderLatency,
+    playback_gaps_ms,
+    run_turns,
+    summarize_turns,
+)
 
 FAST = ProviderLatency(stt_s=0.01, ttft_s=0.02, token_s=0.005, tts_s=0.01)
 
@@ -32,4 +38,3 @@ async def test_one_voice_turn_per_side_is_measured(astrbot, fake):
     assert isinstance(table["ratio_first_audio_median"], float)
     # the built-in's switches on the booted instance were put back
     assert astrbot.lifecycle.astrbot_config["provider_tts_settings"]["enable"] == tts_enabled
-

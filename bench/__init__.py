@@ -1,0 +1,1 @@
+"""Live Mode benchmarks: `python bench/run.py [--quick]` (see BENCHMARKS.md)."""

@@ -1,0 +1,189 @@
+"""Live Mode benchmark: the plugin against the host's built-in live backend, in one run.
+
+    /work/venv/bin/python bench/run.py            # full run, ~3.5 min; writes bench/results/
+    /work/venv/bin/python bench/run.py --quick    # smoke-sized run, ~85 s; writes bench/results/quick/
+
+Boots a real AstrBot (core + dashboard) with this plugin and the fake OpenAI-compatible
+providers in this process (tests/harness), then measures over real WebSockets:
+first audio and its decomposition, barge-in, gaps between sentences (plugin and built-in,
+same scripted conversations), and capacity with server VAD (plugin only: the built-in has
+no server VAD). See bench/BENCHMARKS.md for how to read the results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from functools import lru_cache
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PLUGIN_CONFIG = {"stt_provider_id": "fake_stt", "tts_provider_id": "fake_tts"}
+FULL_BUDGET_S = 360
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="few runs, capacity at 50 and 100 only (~85 s)")
+    ap.add_argument("--out", type=Path, help="results folder (default bench/results, or bench/results/quick)")
+    ap.add_argument("--only", action="append", choices=("latency", "interrupt", "capacity"),
+                    help="run only these parts (repeatable)")  # fmt: skip
+    ap.add_argument("--levels", help="capacity levels, comma-separated (default 50,100,200,300)")
+    ap.add_argument("--wait-quiet", type=float, default=0, metavar="S",
+                    help="on a shared machine: wait up to S seconds for other processes to use < 0.3 cores "
+                         "before the run and before the capacity part")  # fmt: skip
+    return ap.parse_args(argv)
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def quiet_logs() -> None:
+    """Per-request INFO logging costs CPU on the server loop; both sides get the same treatment."""
+    for name in ("astrbot", "astrbot_plugin_live", "aiohttp.access", "httpx", "httpx2", "hypercorn.access"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def fast_fake_tts() -> None:
+    """The fake TTS builds its tone sample by sample in Python (~20 ms of the server's loop per
+    sentence, which a real, remote TTS would not cost). Same tone, built with numpy, cached."""
+    import io
+    import wave
+
+    import numpy as np
+
+    from tests.harness import fake_providers as fp
+
+    @lru_cache(maxsize=512)
+    def tone_wav(text: str, rate: int = fp.TTS_RATE) -> bytes:
+        n = max(1, int(rate * fp.MS_PER_CHAR * max(len(text), 1) / 1000))
+        freq = 220 + (sum(map(ord, text)) % 200)
+        samples = np.trunc(6000 * np.sin(2 * np.pi * freq * np.arange(n) / rate)).astype("<i2")
+        buf = io.BytesIO()
+        with wave.open(buf, "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(rate)
+            w.writeframes(samples.tobytes())
+        return buf.getvalue()
+
+    fp.tone_wav = tone_wav
+
+
+def wait_quiet(limit_s: float, threshold: float = 0.3) -> float:
+    """Cores other processes use now; with `limit_s`, first wait (bounded) for them to calm down."""
+    from bench import report
+
+    deadline = time.monotonic() + limit_s
+    while True:
+        busy = report.background_cpu(1.0)
+        if busy < threshold or time.monotonic() >= deadline:
+            return busy
+        log(f"other processes use {busy} cores; waiting for a quieter machine")
+        time.sleep(2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.monotonic()
+    # AstrBot reads ASTRBOT_ROOT at import time: set it before anything imports astrbot.
+    root = Path(tempfile.mkdtemp(prefix="live-bench-"))
+    os.environ["ASTRBOT_ROOT"] = str(root)
+    os.environ["ASTRBOT_DISABLE_METRICS"] = "1"
+    os.environ["ASTRBOT_TEST_MODE"] = "true"
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+
+    from bench import report
+    from tests.harness.astrbot_server import BootedAstrBot
+    from tests.harness.fake_providers import FakeProviders
+
+    out_dir = args.out or (REPO / "bench" / "results" / ("quick" if args.quick else ""))
+    parts = set(args.only or ("latency", "interrupt", "capacity"))
+    background = wait_quiet(args.wait_quiet)
+    if background > 0.3:
+        log(f"warning: other processes are using {background} cores of this machine; figures will be noisier")
+    fast_fake_tts()
+    providers = FakeProviders()
+    server = BootedAstrBot(root, REPO, providers, PLUGIN_CONFIG)
+    log("booting AstrBot with the plugin and the fake providers")
+    server.start()
+    quiet_logs()
+    log(f"AstrBot up in {time.monotonic() - started:.1f} s on port {server.port}")
+    try:
+        results, samples = asyncio.run(_bench(server, providers, args, parts, started))
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    results.update(
+        mode="quick" if args.quick else "full",
+        generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        duration_s=time.monotonic() - started,
+        machine=report.machine_facts(),
+        background_cpu_cores=background,
+    )
+    report.write(results, samples, out_dir)
+    print(report.markdown(results))
+    log(f"done in {time.monotonic() - started:.0f} s; results in {out_dir}")
+    return 0
+
+
+async def _bench(server, providers, args, parts: set[str], started: float) -> tuple[dict, dict]:
+    from bench import capacity, measure, report
+
+    quick = args.quick
+    lat = measure.ProviderLatency()
+    results: dict = {
+        "providers": {
+            "stt_ms": lat.stt_s * 1000,
+            "ttft_ms": lat.ttft_s * 1000,
+            "token_ms": lat.token_s * 1000,
+            "tts_ms": lat.tts_s * 1000,
+        },
+        "latency": {},
+        "interrupt": {},
+        "capacity": None,
+        "notes": [],
+    }
+    samples: dict = {"turns": [], "interrupts": []}
+    if "latency" in parts:
+        rounds = 1 if quick else 5
+        log(f"first audio: {rounds} x {len(measure.CONVERSATIONS)} voice turns per side")
+        turns = await measure.run_turns(server, providers, rounds=rounds, lat=lat, progress=log)
+        samples["turns"] = [t.as_dict() for t in turns]
+        results["latency"] = measure.summarize_turns(turns)
+        report.above_floor(results["latency"], samples["turns"])
+    if "interrupt" in parts:
+        rounds = 1 if quick else 2
+        log(f"interrupt: {rounds} x {len(measure.CONVERSATIONS)} long answers per side, cut at the first audio")
+        ints = await measure.run_turns(server, providers, rounds=rounds, lat=lat, interrupt=True,
+                                       reply=measure.LONG_REPLY, warmup=False, progress=log)  # fmt: skip
+        samples["interrupts"] = [t.as_dict() for t in ints]
+        results["interrupt"] = measure.summarize_interrupts(ints)
+    if "capacity" in parts:
+        levels = (
+            [int(x) for x in args.levels.split(",")] if args.levels else ([50, 100] if quick else [50, 100, 200, 300])
+        )
+        if args.wait_quiet:
+            results["capacity_background_cpu_cores"] = await asyncio.to_thread(wait_quiet, args.wait_quiet)
+        spent = time.monotonic() - started
+        budget = max(30.0, (75 if quick else FULL_BUDGET_S - 30) - spent)
+        log(f"capacity: levels {levels}, {budget:.0f} s budget")
+        results["capacity"] = await capacity.run_capacity(
+            server, levels, warmup_s=3 if quick else 4, measure_s=6 if quick else 10,
+            bisect_steps=0 if quick else 3, budget_s=budget, progress=log,
+        )  # fmt: skip
+    results["targets"] = report.targets_table(results["latency"], results["interrupt"], results["capacity"])
+    return results, samples
+
+
+if __name__ == "__main__":
+    sys.exit(main())
