@@ -56,8 +56,7 @@ class WebChatAgentRun:
         self.stopped = False
         self.reply = ""
         self.bot_record_id: int | None = None
-        self._user_saved: asyncio.Future = asyncio.get_running_loop().create_future()
-        self._user_saved.set_result(None)
+        self._user_saved: asyncio.Task | None = None
         self._done = asyncio.Event()
         self._queue = webchat_queue_mgr.get_or_create_back_queue(self.message_id, conversation.conversation_id)
         self._drain: asyncio.Task | None = None
@@ -137,14 +136,12 @@ class WebChatAgentRun:
     async def closed(self) -> None:
         if self._drain is None and not self._done.is_set():
             self._drain = asyncio.create_task(self._drain_until_end(), name=f"live-drain-{self.message_id}")
-        try:
-            await self._done.wait()
-        except asyncio.CancelledError:
-            raise
+        await self._done.wait()
 
     async def keep_heard(self, heard: str) -> None:
         """Cut this answer, in memory and in the WebChat transcript, to what was heard."""
-        await asyncio.gather(self._user_saved, return_exceptions=True)
+        if self._user_saved is not None:
+            await asyncio.gather(self._user_saved, return_exceptions=True)
         await self._agent.history.save_bot(self, heard, interrupted=True)
         manager = self._agent.conversations
         cid = await manager.get_curr_conversation_id(self.umo)
