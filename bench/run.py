@@ -21,7 +21,6 @@ import shutil
 import sys
 import tempfile
 import time
-from functools import lru_cache
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,32 +49,6 @@ def quiet_logs() -> None:
     """Per-request INFO logging costs CPU on the server loop; both sides get the same treatment."""
     for name in ("astrbot", "astrbot_plugin_live", "aiohttp.access", "httpx", "httpx2", "hypercorn.access"):
         logging.getLogger(name).setLevel(logging.WARNING)
-
-
-def fast_fake_tts() -> None:
-    """The fake TTS builds its tone sample by sample in Python (~20 ms of the server's loop per
-    sentence, which a real, remote TTS would not cost). Same tone, built with numpy, cached."""
-    import io
-    import wave
-
-    import numpy as np
-
-    from tests.harness import fake_providers as fp
-
-    @lru_cache(maxsize=512)
-    def tone_wav(text: str, rate: int = fp.TTS_RATE) -> bytes:
-        n = max(1, int(rate * fp.MS_PER_CHAR * max(len(text), 1) / 1000))
-        freq = 220 + (sum(map(ord, text)) % 200)
-        samples = np.trunc(6000 * np.sin(2 * np.pi * freq * np.arange(n) / rate)).astype("<i2")
-        buf = io.BytesIO()
-        with wave.open(buf, "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(rate)
-            w.writeframes(samples.tobytes())
-        return buf.getvalue()
-
-    fp.tone_wav = tone_wav
 
 
 def wait_quiet(limit_s: float, threshold: float = 0.3) -> float:
@@ -111,7 +84,6 @@ def main(argv: list[str] | None = None) -> int:
     background = wait_quiet(args.wait_quiet)
     if background > 0.3:
         log(f"warning: other processes are using {background} cores of this machine; figures will be noisier")
-    fast_fake_tts()
     providers = FakeProviders()
     server = BootedAstrBot(root, REPO, providers, PLUGIN_CONFIG)
     log("booting AstrBot with the plugin and the fake providers")

@@ -19,6 +19,7 @@ import json
 import math
 import shutil
 import struct
+import sys
 import subprocess
 import tempfile
 import time
@@ -26,6 +27,9 @@ import wave
 from pathlib import Path
 
 from aiohttp import WSMsgType, web
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the plugin root, for live.audio
+from live.audio.wav import pcm16_to_wav  # noqa: E402
 
 DIST = Path(__file__).resolve().parent.parent / "dist"
 REPLY = "Sure. This is the mock server talking. Every sentence arrives as its own clip, so you can interrupt me at any time."
@@ -38,13 +42,7 @@ def tone_wav(text: str, rate: int = 24000) -> bytes:
         struct.pack("<h", int(6000 * math.sin(2 * math.pi * (220 + 110 * ((i // 2400) % 2)) * i / rate)))
         for i in range(n)
     )
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(frames)
-    return buf.getvalue()
+    return pcm16_to_wav(frames, rate)
 
 
 def speech_wav(text: str) -> bytes:

@@ -94,7 +94,6 @@ class LiveSession:
             agent_idle_timeout_s=settings.agent_idle_timeout_s,
         )
         self._endpointer_factory = endpointer_factory
-        self._endpointer: Endpointer | None = None
         self._vad_queue: asyncio.Queue[tuple[bytes, float]] = asyncio.Queue()
         self._vad_task: asyncio.Task | None = None
         self.vad_lags_ms: deque[float] = deque(maxlen=1024)
@@ -146,7 +145,6 @@ class LiveSession:
             self._interrupt(turn, played_ms=None, notify=False)
         if self._finalizers:
             await asyncio.gather(*list(self._finalizers), return_exceptions=True)
-        self._endpointer = None
         self._turn = None
 
     # ------------------------------------------------------------ commands
@@ -237,7 +235,7 @@ class LiveSession:
     async def _vad_loop(self) -> None:
         assert self._endpointer_factory is not None
         # Building a VAD model takes tens of ms: never on the event loop. Audio queues meanwhile.
-        endpointer = self._endpointer = await asyncio.to_thread(self._endpointer_factory)
+        endpointer = await asyncio.to_thread(self._endpointer_factory)
         while True:
             pcm, queued_at = await self._vad_queue.get()
             chunks = [pcm]

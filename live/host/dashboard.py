@@ -32,10 +32,6 @@ class RouteMount:
         self._app: Any | None = None
         self._routes: list[BaseRoute] = []
 
-    @property
-    def app(self) -> Any | None:
-        return self._app
-
     def mount(self, routes: list[BaseRoute]) -> bool:
         """Insert our routes ahead of the SPA catch-all; a second call is a no-op."""
         app = dashboard_app()

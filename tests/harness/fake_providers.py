@@ -8,35 +8,30 @@ client closed before the end (what a barge-in must cause).
 from __future__ import annotations
 
 import asyncio
-import io
 import json
-import math
-import struct
 import threading
 import time
-import wave
 from collections import deque
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
+import numpy as np
 from aiohttp import web
+
+from live.audio.wav import pcm16_to_wav
 
 TTS_RATE = 24000
 MS_PER_CHAR = 45  # synthesized speech grows with the text, like real speech
 
 
+@lru_cache(maxsize=512)
 def tone_wav(text: str, rate: int = TTS_RATE) -> bytes:
-    """A WAV of a soft tone, about MS_PER_CHAR ms per character of `text`."""
+    """A WAV of a soft tone, about MS_PER_CHAR ms per character of `text` (cached: it runs on the server's loop)."""
     n = max(1, int(rate * MS_PER_CHAR * max(len(text), 1) / 1000))
     freq = 220 + (sum(map(ord, text)) % 200)
-    frames = b"".join(struct.pack("<h", int(6000 * math.sin(2 * math.pi * freq * i / rate))) for i in range(n))
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(frames)
-    return buf.getvalue()
+    samples = np.trunc(6000 * np.sin(2 * np.pi * freq * np.arange(n) / rate)).astype("<i2")
+    return pcm16_to_wav(samples.tobytes(), rate)
 
 
 @dataclass
