@@ -12,10 +12,13 @@ from starlette.routing import WebSocketRoute
 from .live import PROTOCOL_VERSION
 from .live.config import LiveSettings
 from .live.errors import CloseCode
+from .live.host.access import dashboard_username
 from .live.host.dashboard import RouteMount
 from .live.host.offline_providers import register_offline_providers
 from .live.host.runtime import build_services
+from .live.rooms.feeds import PlatformFeeds
 from .live.transport.pages import page_routes
+from .live.transport.rooms_http import room_routes
 from .live.transport.server import WS_PATH, LiveServer
 
 PLUGIN_DIR = Path(__file__).resolve().parent
@@ -32,11 +35,13 @@ class LiveModePlugin(Star):
         self.services = build_services(context, lambda: self.settings)
         self.server = LiveServer(lambda: self.settings, self.services)
         self.routes = RouteMount()
+        self.feeds = PlatformFeeds(self.server.rooms, lambda: self.settings, lambda: dashboard_username(context))
         # The dashboard's plugin-view bridge prefixes the plugin name to the route.
         context.register_web_api(f"{PLUGIN_NAME}/live/status", self.status, ["GET"], "Live Mode status")
 
     async def initialize(self) -> None:
         self.routes.mount(self._routes())  # hot reload: the dashboard already exists
+        self.feeds.start()
 
     @filter.on_astrbot_loaded()
     async def on_loaded(self) -> None:
@@ -60,10 +65,12 @@ class LiveModePlugin(Star):
             "server_vad": self.services.endpointer is not None,
             **self.services.speech.describe(),
             **self.server.status(),
+            "feeds": self.feeds.status(),
         }
 
     async def terminate(self) -> None:
         self.routes.unmount()
+        await self.feeds.stop()
         await self.server.close_all(CloseCode.SERVICE_RESTART, "Live Mode is reloading or stopping")
         await self.services.agent.aclose()
         logger.info("Live Mode stopped")
@@ -71,6 +78,7 @@ class LiveModePlugin(Star):
     def _routes(self) -> list:
         return [
             WebSocketRoute(WS_PATH, self.server.endpoint, name="live_ws"),
+            *room_routes(self.server),
             *page_routes(PLUGIN_DIR / "dashboard_ext" / "dist", lambda: {"accepting": self.server.accepting}),
         ]
 

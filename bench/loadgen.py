@@ -1,12 +1,13 @@
 """Microphone load for the capacity test, run in its own process.
 
-N WebSocket sessions stream PCM16 16 kHz in 20 ms binary frames, paced in real time, the way
-a browser streams a microphone. The server (in the parent process) must not share a GIL with
+N WebSocket sessions stream PCM16 16 kHz in binary frames (20 or 60 ms), paced in real time,
+the way a browser streams a microphone. The server (in the parent process) must not share a GIL with
 the load, so this runs under `multiprocessing` (spawn) and imports neither AstrBot nor the plugin.
 
 Cheap by construction, because it competes for the same 2 cores as the server:
-- one ticker task for all sessions (not one timer per session): every 20 ms it writes each
-  session's next frame;
+- one ticker task for all sessions (not one timer per session): every 5 ms it writes the next
+  frame of the sessions whose turn it is. Sessions are spread over the frame period (as
+  independent browsers are; a frame-synchronous burst of N frames never happens in real use);
 - frames are pre-built once as complete, masked WebSocket binary frames (RFC 6455 client
   frames) and written straight to each connection's transport: no per-frame masking, framing
   or coroutine. The server sees exactly what a browser would send;
@@ -25,8 +26,8 @@ import random
 import time
 from typing import Any
 
-FRAME_MS = 20
-FRAME_BYTES = 16000 * 2 * FRAME_MS // 1000  # 640
+FRAME_MS = 20  # default; `params["frame_ms"]` overrides
+TICK_MS = 5  # the ticker's step: sessions are spread over the frame period in 5 ms slots
 PING_EVERY_S = 2.0
 _MASK = bytes((0x5A, 0x3C, 0x96, 0x0F))
 
@@ -47,10 +48,15 @@ def ws_client_frame(payload: bytes, opcode: int = 0x2) -> bytes:
     return header + _MASK + (data ^ mask).tobytes()
 
 
-def build_stream(pcm: bytes) -> list[bytes]:
-    """The cyclic microphone stream, cut in 20 ms frames and pre-framed for the wire."""
-    usable = len(pcm) - len(pcm) % FRAME_BYTES
-    return [ws_client_frame(pcm[i : i + FRAME_BYTES]) for i in range(0, usable, FRAME_BYTES)]
+def frame_bytes(frame_ms: int) -> int:
+    return 16000 * 2 * frame_ms // 1000
+
+
+def build_stream(pcm: bytes, frame_ms: int = FRAME_MS) -> list[bytes]:
+    """The cyclic microphone stream, cut in `frame_ms` frames and pre-framed for the wire."""
+    size = frame_bytes(frame_ms)
+    usable = len(pcm) - len(pcm) % size
+    return [ws_client_frame(pcm[i : i + size]) for i in range(0, usable, size)]
 
 
 class _Session:
@@ -100,8 +106,11 @@ async def _connect(url: str, offset: int, limit: asyncio.Semaphore) -> _Session:
 
 
 async def _run(params: dict, pipe: Any) -> None:
-    frames = build_stream(params["pcm"])
-    period = FRAME_MS / 1000
+    frame_ms = int(params.get("frame_ms", FRAME_MS))
+    frames = build_stream(params["pcm"], frame_ms)
+    period = frame_ms / 1000
+    slots = max(1, frame_ms // TICK_MS)  # session i sends in slot i % slots of each frame period
+    step = period / slots
     rng = random.Random(7)
     limit = asyncio.Semaphore(params.get("connect_concurrency", 16))
     t_connect = time.monotonic()
@@ -112,16 +121,17 @@ async def _run(params: dict, pipe: Any) -> None:
     failures = [repr(e) for e in results if not isinstance(e, _Session)]
     pipe.send({"event": "connected", "sessions": len(sessions), "failures": failures[:5],
                "connect_s": time.monotonic() - t_connect})  # fmt: skip
+    groups = [sessions[k::slots] for k in range(slots)]
     cpu0 = time.process_time()
     start = time.monotonic()
     lateness: list[tuple[float, float]] = []  # (tick due at, ms late)
     sent = 0
     tick = 0
-    ping_slot = max(1, int(PING_EVERY_S / period))
+    ping_every = max(1, int(PING_EVERY_S / period))  # in frames
     pipe.send({"event": "streaming", "at": start})
     stop_at = start + params["duration_s"]
     while True:
-        due = start + tick * period
+        due = start + tick * step
         now = time.monotonic()
         if due > now:
             await asyncio.sleep(due - now)
@@ -129,12 +139,13 @@ async def _run(params: dict, pipe: Any) -> None:
         if now >= stop_at or pipe.poll():
             break
         lateness.append((due, (now - due) * 1000))
-        for i, s in enumerate(sessions):
+        n, slot = divmod(tick, slots)  # frame number, slot within the frame period
+        for j, s in enumerate(groups[slot]):
             if s.transport.is_closing():
                 continue
-            s.transport.write(frames[(tick + s.offset) % len(frames)])
+            s.transport.write(frames[(n + s.offset) % len(frames)])
             sent += 1
-            if (tick + i) % ping_slot == 0:  # each session pings every 2 s, staggered
+            if (n + j) % ping_every == 0:  # each session pings every 2 s, staggered
                 s.transport.write(
                     ws_client_frame(json.dumps({"t": "ping", "data": f"{time.monotonic():.6f}"}).encode(), 0x1)
                 )
@@ -154,6 +165,7 @@ async def _run(params: dict, pipe: Any) -> None:
         "elapsed_s": elapsed,
         "frames_sent": sent,
         "frames_expected": int(elapsed / period) * len(sessions),
+        "frame_ms": frame_ms,
         "tick_lateness_ms": lateness,
         "pongs": [p for s in sessions for p in s.pongs],
         "counts": counts,
@@ -164,7 +176,7 @@ async def _run(params: dict, pipe: Any) -> None:
 
 
 def main(params: dict, pipe: Any) -> None:
-    """Process entry point: `params` = {urls, pcm, duration_s, connect_concurrency}."""
+    """Process entry point: `params` = {urls, pcm, duration_s, connect_concurrency, frame_ms}."""
     try:
         asyncio.run(_run(params, pipe))
     except Exception as exc:  # noqa: BLE001 (reported to the parent)

@@ -99,7 +99,8 @@ def targets_table(latency: dict, interrupts: dict, capacity: dict | None) -> lis
         None if g.get("p95") is None else g["p95"] <= TARGETS["gap_p95_ms"])  # fmt: skip
     if capacity:
         best = capacity.get("max_sessions_passing")
-        add("capacity: most sessions with VAD lag p99 < 50 ms", best, "largest N of 50/100/200/300", None,
+        add(f"capacity: most sessions with VAD lag p99 < 50 ms ({capacity.get('frame_ms', 20)} ms frames)", best,
+            "largest N of 50/100/200/300", None,
             f"first failing: {capacity.get('first_failing')}")  # fmt: skip
     return rows
 
@@ -276,37 +277,45 @@ def markdown(results: dict) -> str:
             f"| boundaries with a gap > 10 ms | {p.get('gaps_over_10ms', '–')} | {b.get('gaps_over_10ms', '–')} |"
         ),
     ]
-    if cap:
+    capacities = (results.get("capacity_by_frame_ms") or {"": cap}) if cap else {}
+    for part in capacities.values():
         out += [
             "",
-            "## Capacity: concurrent sessions streaming a live microphone (server VAD on)",
+            (
+                "## Capacity: concurrent sessions streaming a live microphone (server VAD on), "
+                f"{part.get('frame_ms', 20)} ms frames"
+            ),
             "",
             (
-                f"{cap['microphone']}. Load from a separate process ({cap['client']}). Warm-up "
-                f"{cap['warmup_s']} s, then measured for {cap['measure_s']} s. Pass = VAD lag p99 < 50 ms "
+                f"{part['microphone']}. Load from a separate process ({part['client']}). Warm-up "
+                f"{part['warmup_s']} s, then measured for {part['measure_s']} s. Pass = VAD lag p99 < 50 ms "
                 "(plugin status: frame queued -> VAD done) and receive backlog p99 < 50 ms (ping round trip on the "
                 "streaming sockets, queued behind their audio), every session connected, the client kept pace."
             ),
             "",
             (
                 "| sessions | VAD lag ms p50 / p99 (status p99) | receive backlog ms p50 / p99 | server CPU (cores) | "
-                "CPU per session (% of a core) | server RSS | client CPU (cores) | other processes (cores) | pass |"
+                "CPU per session (% of a core) | server RSS | client CPU (cores) | other processes (cores) | "
+                "load avg 1 min | pass |"
             ),
-            "|---|---|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
-        for lv in cap["levels"]:
+        for lv in part["levels"]:
             v, rb = lv.get("vad_lag_ms", {}), lv.get("receive_backlog_ms", {})
             out.append(
                 f"| {lv['sessions_requested']} ({lv.get('sessions_connected', 0)} connected) | {_f(v.get('median'))} / "
                 f"{_f(v.get('p99'))} ({_f(lv.get('vad_lag_p99_ms_status'))}) | {_f(rb.get('median'))} / {_f(rb.get('p99'))} | "
                 f"{_r(lv.get('server_cpu_cores'))} | {_r(lv.get('server_cpu_pct_per_session'))} | "
                 f"{_f(lv.get('rss_mb'))} MB | {_r(lv.get('client_cpu_cores'))} | "
-                f"{_r(lv.get('other_cpu_cores'))} | {'yes' if lv.get('passed') else '**no**'} |"
+                f"{_r(lv.get('other_cpu_cores'))} | {_r(lv.get('load_avg_1m'))} | {'yes' if lv.get('passed') else '**no**'} |"
             )
-        out += ["", (f"Largest passing N: **{cap.get('max_sessions_passing')}**. Memory: "
-                f"{_f(cap.get('rss_per_session_mb'))} MB of RSS per session (growth over the fresh server at the "
-                "first level). Server RSS at later levels also holds the closed sessions of earlier levels: a "
-                "closed session is only freed by Python's cyclic GC (see BENCHMARKS.md).")]  # fmt: skip
+        memory = (
+            f"{_f(part['rss_per_session_mb'])} MB of RSS per session (growth over the server before the first "
+            "level, per connected session)"
+            if part.get("rss_per_session_mb") is not None
+            else "not measured in this part (an earlier part already grew the server's heap)"
+        )
+        out += ["", f"Largest passing N: **{part.get('max_sessions_passing')}**. Memory: {memory}."]
     if results.get("notes"):
         out += ["", "## Notes", ""] + [f"- {n}" for n in results["notes"]]
     out += ["", "Plots: " + ", ".join(f"`{p}`" for p in results.get("plots", [])), ""]
@@ -430,27 +439,30 @@ def plots(results: dict, samples: dict, out_dir: Path) -> list[str]:
         made.append("gaps.png")
 
     # 5. capacity
-    cap = results.get("capacity")
-    if cap and cap.get("levels"):
-        lv = cap["levels"]
-        ns = [x["sessions_requested"] for x in lv]
+    by_frame = results.get("capacity_by_frame_ms") or (
+        {str(results["capacity"].get("frame_ms", 20)): results["capacity"]} if results.get("capacity") else {}
+    )
+    by_frame = {k: c for k, c in by_frame.items() if c.get("levels")}
+    if by_frame:
         fig, ax = plt.subplots(figsize=(7, 3.8))
-        ax.plot(ns, [x["vad_lag_ms"]["p99"] for x in lv], "o-", label="VAD lag p99")
-        ax.plot(ns, [x["vad_lag_ms"]["median"] for x in lv], "o--", label="VAD lag p50")
-        ax.plot(ns, [x["receive_backlog_ms"]["p99"] for x in lv], "s-", label="receive backlog p99")
+        ax2 = ax.twinx()
+        top = 50.0
+        for (frame_ms, cap), color in zip(by_frame.items(), ("tab:blue", "tab:orange", "tab:green")):
+            lv = cap["levels"]
+            ns = [x["sessions_requested"] for x in lv]
+            ax.plot(ns, [x["vad_lag_ms"]["p99"] for x in lv], "o-", color=color, label=f"{frame_ms} ms: VAD lag p99")
+            ax.plot(ns, [x["receive_backlog_ms"]["p99"] for x in lv], "s--", color=color,
+                    label=f"{frame_ms} ms: receive backlog p99")  # fmt: skip
+            ax2.plot(ns, [x["server_cpu_cores"] for x in lv], ":", color=color, alpha=0.6)
+            top = max([top] + [x["vad_lag_ms"]["p99"] or 0 for x in lv] + [x["receive_backlog_ms"]["p99"] or 0 for x in lv])
         ax.axhline(50, ls="--", color="red", lw=0.8)
         ax.set_yscale("log")
-        top = max(
-            [50.0] + [x["vad_lag_ms"]["p99"] or 0 for x in lv] + [x["receive_backlog_ms"]["p99"] or 0 for x in lv]
-        )
         ax.set_ylim(top=top * 1.6)
         ax.set_xlabel("concurrent streaming sessions")
         ax.set_ylabel("ms")
-        ax2 = ax.twinx()
-        ax2.bar(ns, [x["server_cpu_cores"] for x in lv], width=max(4, min(ns) * 0.3), alpha=0.2, color="gray")
-        ax2.set_ylabel("server CPU (cores, bars)")
+        ax2.set_ylabel("server CPU (cores, dotted)")
         ax.set_title("Capacity with server VAD")
-        ax.legend(loc="upper left", fontsize=8)
+        ax.legend(loc="upper left", fontsize=7)
         fig.tight_layout()
         fig.savefig(out_dir / "capacity.png", dpi=110)
         plt.close(fig)

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .rooms.queue import QueuePolicy
+
 BusyPolicy = Literal["interrupt", "reject"]
 AudioFormat = Literal["wav", "pcm16"]
 
@@ -40,6 +42,18 @@ class Limits:
     max_text_chars: int = 4000
     max_frames_per_second: int = 200
     max_sessions_per_user: int = 8
+    max_rooms_per_user: int = 4
+
+
+@dataclass(frozen=True, slots=True)
+class BilibiliSettings:
+    """The Bilibili live chat feeding a room; off while `room_id` is 0."""
+
+    room_id: int = 0
+    cookie: str = field(default="", repr=False)  # optional login cookie: unmasked viewer names
+    live_room: str = "stream"  # the Live Mode room that answers it
+    room_owner: str = ""  # whose room; empty = the dashboard's admin user
+    api_base: str = ""  # empty = Bilibili itself (tests point it at a fake server)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +77,9 @@ class LiveSettings:
     tts_timeout_s: float = 30.0  # per sentence
     agent_idle_timeout_s: float = 120.0  # between two outputs of the agent
     limits: Limits = field(default_factory=Limits)
+    room_queue: QueuePolicy = field(default_factory=QueuePolicy)
+    room_linger_s: float = 120.0
+    bilibili: BilibiliSettings = field(default_factory=BilibiliSettings)
 
     @classmethod
     def from_config(cls, raw: Mapping[str, Any] | None) -> LiveSettings:
@@ -92,5 +109,23 @@ class LiveSettings:
                 max_text_chars=_int(raw, "max_text_chars", 4000, 1, 100_000),
                 max_frames_per_second=_int(raw, "max_frames_per_second", 200, 5, 10_000),
                 max_sessions_per_user=_int(raw, "max_sessions_per_user", 8, 1, 1000),
+                max_rooms_per_user=_int(raw, "max_rooms_per_user", 4, 1, 100),
+            ),
+            room_queue=QueuePolicy(
+                capacity=_int(raw, "room_queue_size", 30, 1, 1000),
+                max_age_s=_num(raw, "room_max_age_seconds", 60, 5, 3600),
+                viewer_interval_s=_num(raw, "room_viewer_interval_seconds", 3, 0, 600),
+                merge_max=_int(raw, "room_merge_max", 5, 1, 20),
+                max_text_chars=_int(raw, "room_max_viewer_chars", 200, 10, 2000),
+                greet_entries=bool(raw.get("room_greet_entries", False)),
+                thank_free_gifts=bool(raw.get("room_thank_free_gifts", False)),
+            ),
+            room_linger_s=_num(raw, "room_linger_seconds", 120, 0, 86400),
+            bilibili=BilibiliSettings(
+                room_id=_int(raw, "bilibili_room_id", 0, 0, 10**12),
+                cookie=str(raw.get("bilibili_cookie") or "").strip(),
+                live_room=str(raw.get("bilibili_live_room") or "stream").strip() or "stream",
+                room_owner=str(raw.get("bilibili_room_owner") or "").strip(),
+                api_base=str(raw.get("bilibili_api_base") or "").strip(),
             ),
         )

@@ -3,10 +3,13 @@
 Not the plugin. It speaks enough of the protocol to drive the page by hand or from a
 headless browser: hello, a crude energy VAD over the binary PCM16 frames, text_input,
 streamed deltas, per-sentence WAV `response` clips (tones, or espeak-ng speech when
-installed), metrics, interrupt / stop_play / playback_report.
+installed), metrics, interrupt / stop_play / playback_report, and live rooms (`room=`,
+`role=`, `audio=`, `room` snapshots, `set_audio`, `viewer_event` answered at once).
 
-    python dashboard_ext/dev/mock_server.py --port 8765   # token: "dev"
+    python dashboard_ext/dev/mock_server.py --port 8765   # token (or api_key): "dev"
     open http://127.0.0.1:8765/live/?token=dev
+    open http://127.0.0.1:8765/live/?token=dev&room=stream
+    open http://127.0.0.1:8765/live/overlay?room=stream&token=dev
 """
 
 from __future__ import annotations
@@ -63,26 +66,42 @@ def split_sentences(text: str) -> list[str]:
     return out + ([cur.strip()] if cur.strip() else [])
 
 
-class Session:
-    def __init__(self, ws: web.WebSocketResponse, args: argparse.Namespace):
-        self.ws, self.args = ws, args
+class Stage:
+    """Where turns run: one session's own, or a live room's, shared by its members."""
+
+    def __init__(self, args: argparse.Namespace, room: str | None = None):
+        self.args, self.room = args, room
+        self.members: list[Session] = []
         self.turn_no = 0
         self.task: asyncio.Task | None = None
         self.turn_id: str | None = None
-        self.speaking = False
-        self.playing_until = 0.0  # the client is still playing the last turn's audio until then
-        self.silent_ms = 0
-        self.voiced_ms = 0
+        self.state = "listening"
+        self.queue = 0
+        self.playing_until = 0.0  # the members are still playing the last turn's audio until then
 
-    async def send(self, t: str, **fields) -> None:
-        if not self.ws.closed:
-            await self.ws.send_str(json.dumps({"t": t, **fields}, ensure_ascii=False))
+    async def emit(self, t: str, **fields) -> None:
+        """Send a frame of the session to every member (audio only to those who want it)."""
+        if t == "state":
+            self.state = fields["data"]["state"]
+        for m in list(self.members):
+            if t != "response" or m.audio:
+                await m.send(t, **fields)
+        if t == "state":
+            await self.snapshot()
 
-    def start_turn(self, user_text: str) -> None:
+    async def snapshot(self) -> None:
+        if self.room is None:
+            return
+        members = {role: sum(1 for m in self.members if m.role == role) for role in ("streamer", "bridge", "listener")}
+        for m in list(self.members):
+            await m.send("room", data={"name": self.room, "state": self.state, "queue": self.queue,
+                                       "members": members, "you": {"role": m.role, "audio": m.audio}})
+
+    def start_turn(self, user_text: str, viewers: list[dict] | None = None) -> None:
         self.cancel(report=False)
         self.turn_no += 1
         self.turn_id = f"t{self.turn_no}"
-        self.task = asyncio.create_task(self.run_turn(self.turn_id, user_text))
+        self.task = asyncio.create_task(self.run_turn(self.turn_id, user_text, viewers))
 
     def cancel(self, report: bool = True) -> None:
         running = self.task is not None and not self.task.done()
@@ -93,101 +112,147 @@ class Session:
             asyncio.create_task(self.interrupted(self.turn_id))
 
     async def interrupted(self, turn: str) -> None:
-        await self.send("stop_play", turn=turn)
-        await self.send("end", turn=turn, data={"interrupted": True, "text": ""})
-        await self.send("state", data={"state": "listening"})
+        await self.emit("stop_play", turn=turn)
+        await self.emit("end", turn=turn, data={"interrupted": True, "text": ""})
+        await self.emit("state", data={"state": "listening"})
 
-    async def run_turn(self, turn: str, user_text: str) -> None:
+    async def run_turn(self, turn: str, user_text: str, viewers: list[dict] | None) -> None:
         t0 = time.monotonic()
         ms = lambda: round((time.monotonic() - t0) * 1000)  # noqa: E731
         timeline = {"speech_end": 0}
-        await self.send("state", data={"state": "thinking"})
+        await self.emit("state", data={"state": "thinking"})
         await asyncio.sleep(self.args.stt_delay)
         timeline["stt_done"] = ms()
-        await self.send("user_msg", turn=turn, data={"text": user_text, "ts": time.time()})
+        user = {"text": user_text, "ts": time.time()} | ({"viewers": viewers} if viewers else {})
+        await self.emit("user_msg", turn=turn, data=user)
         await asyncio.sleep(self.args.llm_delay)
         timeline["llm_first_token"] = ms()
         seq = 0
         self.playing_until = time.monotonic()
         for sentence in split_sentences(REPLY):
             for word in sentence.split(" "):
-                await self.send("bot_delta_chunk", turn=turn, data={"text": word + " "})
+                await self.emit("bot_delta_chunk", turn=turn, data={"text": word + " "})
                 await asyncio.sleep(0.04)
             timeline.setdefault("first_sentence", ms())
             wav = await asyncio.to_thread(speech_wav, sentence)
             timeline.setdefault("first_audio", ms())
             if seq == 0:
-                await self.send("state", data={"state": "speaking"})
+                await self.emit("state", data={"state": "speaking"})
             seq += 1
-            await self.send("bot_text_chunk", turn=turn, seq=seq, data={"text": sentence})
+            await self.emit("bot_text_chunk", turn=turn, seq=seq, data={"text": sentence})
             with wave.open(io.BytesIO(wav)) as w:
                 dur = round(w.getnframes() / w.getframerate() * 1000)
             self.playing_until = max(self.playing_until, time.monotonic()) + dur / 1000
-            await self.send("response", turn=turn, seq=seq, format="wav", duration_ms=dur,
+            await self.emit("response", turn=turn, seq=seq, format="wav", duration_ms=dur,
                             data=base64.b64encode(wav).decode())
         timeline["turn_end"] = ms()
-        await self.send("end", turn=turn, data={"interrupted": False, "text": REPLY})
-        await self.send("metrics", turn=turn, data={"timeline": timeline})
-        await self.send("state", data={"state": "listening"})
+        await self.emit("end", turn=turn, data={"interrupted": False, "text": REPLY})
+        await self.emit("metrics", turn=turn, data={"timeline": timeline})
+        await self.emit("state", data={"state": "listening"})
+
+
+ROOMS: dict[str, Stage] = {}
+
+
+class Session:
+    def __init__(self, ws: web.WebSocketResponse, stage: Stage, role: str = "streamer", audio: bool = True):
+        self.ws, self.stage, self.role, self.audio = ws, stage, role, audio
+        self.speaking = False
+        self.silent_ms = 0
+        self.voiced_ms = 0
+
+    async def send(self, t: str, **fields) -> None:
+        if not self.ws.closed:
+            await self.ws.send_str(json.dumps({"t": t, **fields}, ensure_ascii=False))
 
     async def on_pcm(self, data: bytes) -> None:
         n = len(data) // 2
-        if n == 0:
+        if n == 0 or self.role != "streamer":
             return
         samples = struct.unpack(f"<{n}h", data[: n * 2])
         rms = math.sqrt(sum(s * s for s in samples) / n) / 32768
         frame_ms = n / 16
-        if rms > self.args.vad_threshold:
+        if rms > self.stage.args.vad_threshold:
             self.voiced_ms += frame_ms
             self.silent_ms = 0
             if not self.speaking and self.voiced_ms >= 60:
                 self.speaking = True
-                await self.send("vad", data={"state": "speech_start"})
-                self.cancel()
+                await self.stage.emit("vad", data={"state": "speech_start"})
+                self.stage.cancel()
         elif self.speaking:
             self.silent_ms += frame_ms
             if self.silent_ms >= 600:
                 self.speaking = False
                 heard, self.voiced_ms = self.voiced_ms, 0
-                await self.send("vad", data={"state": "speech_end"})
-                self.start_turn(f"(about {heard / 1000:.1f} s of speech)")
+                await self.stage.emit("vad", data={"state": "speech_end"})
+                self.stage.start_turn(f"(about {heard / 1000:.1f} s of speech)")
         else:
             self.voiced_ms = 0
+
+    async def on_viewer(self, frame: dict) -> None:
+        """A viewer's chat line: answered at once (the real server queues and merges them)."""
+        user = frame.get("user") or {"name": frame.get("from_name") or "viewer"}
+        viewer = {"name": str(user.get("name", "viewer"))[:32], "kind": frame.get("kind", "danmaku"),
+                  "text": str(frame.get("text", ""))[:200], "value": frame.get("value", 0)}
+        prompt = f'[Live chat] Viewer "{viewer["name"]}" says: {viewer["text"]}'
+        self.stage.start_turn(prompt, [viewer])
 
 
 async def ws_handler(request: web.Request) -> web.WebSocketResponse:
     args = request.app["args"]
+    q = request.query
     ws = web.WebSocketResponse(heartbeat=20)
     await ws.prepare(request)
-    if request.query.get("token") != args.token:
+    if q.get("token") != args.token and not (q.get("api_key") == args.token and q.get("username")):
         await ws.send_str(json.dumps({"t": "error", "code": "UNAUTHORIZED", "data": "bad token"}))
         await ws.close(code=1008)
         return ws
-    s = Session(ws, args)
+    room = q.get("room")
+    role = q.get("role", "streamer") if room else "streamer"
+    stage = ROOMS.setdefault(room, Stage(args, room)) if room else Stage(args)
+    s = Session(ws, stage, role, q.get("audio", "1") != "0")
+    stage.members.append(s)
     await s.send("hello", data={
-        "protocol": "astrbot-live", "version": 1, "session_id": "mock", "username": "astrbot",
-        "conversation_id": request.query.get("conversation_id") or "mock-conversation", "server_vad": True,
-        "input_audio": {"format": "pcm16", "sample_rate": 16000},
-        "output_audio": {"format": "wav", "sample_rate": None}, "features": ["mock"]})
+        "protocol": "astrbot-live", "version": 1, "session_id": "mock", "username": q.get("username", "astrbot"),
+        "conversation_id": f"room-{room}" if room else q.get("conversation_id") or "mock-conversation",
+        "server_vad": True, "input_audio": {"format": "pcm16", "sample_rate": 16000},
+        "output_audio": {"format": "wav", "sample_rate": None}, "features": ["mock"] + (["rooms"] if room else []),
+        **({"room": {"name": room, "role": role, "audio": s.audio}} if room else {})})
+    await stage.snapshot()
     pcm_bytes = 0
     recorded = bytearray()
-    async for msg in ws:
-        if msg.type == WSMsgType.BINARY:
-            pcm_bytes += len(msg.data)
-            if args.record:
-                recorded += msg.data
-            await s.on_pcm(msg.data)
-        elif msg.type == WSMsgType.TEXT:
-            frame = json.loads(msg.data)
-            print("recv", {k: v for k, v in frame.items() if k != "data"} | {"pcm_bytes": pcm_bytes}, flush=True)
-            t = frame.get("t")
-            if t == "text_input":
-                s.start_turn(frame.get("text", ""))
-            elif t == "interrupt":
-                s.cancel()
-            elif t == "ping":
-                await s.send("pong", data=frame.get("data"))
-    s.cancel(report=False)
+    try:
+        async for msg in ws:
+            if msg.type == WSMsgType.BINARY:
+                pcm_bytes += len(msg.data)
+                if args.record:
+                    recorded += msg.data
+                await s.on_pcm(msg.data)
+            elif msg.type == WSMsgType.TEXT:
+                frame = json.loads(msg.data)
+                print("recv", {k: v for k, v in frame.items() if k != "data"} | {"pcm_bytes": pcm_bytes}, flush=True)
+                t = frame.get("t")
+                if t == "text_input" and role == "bridge":
+                    await s.on_viewer(frame)
+                elif t == "text_input":
+                    stage.start_turn(frame.get("text", ""))
+                elif t == "viewer_event":
+                    await s.on_viewer(frame)
+                elif t == "interrupt":
+                    stage.cancel()
+                elif t == "set_audio":
+                    s.audio = bool(frame.get("enabled"))
+                    await s.send("configured", data={"receive_audio": s.audio})
+                    await stage.snapshot()
+                elif t == "ping":
+                    await s.send("pong", data=frame.get("data"))
+    finally:
+        stage.members.remove(s)
+        if stage.members:
+            await stage.snapshot()
+        else:
+            stage.cancel(report=False)
+            ROOMS.pop(room or "", None)
     if args.record and recorded:
         with wave.open(args.record, "wb") as w:
             w.setnchannels(1)
@@ -203,6 +268,7 @@ def make_app(args: argparse.Namespace) -> web.Application:
     app.router.add_get("/api/v1/live/ws", ws_handler)
     app.router.add_get("/live", lambda r: web.HTTPFound("/live/"))
     app.router.add_get("/live/", lambda r: web.FileResponse(DIST / "index.html"))
+    app.router.add_get("/live/overlay", lambda r: web.FileResponse(DIST / "overlay.html"))
     app.router.add_static("/live/", DIST)
     return app
 

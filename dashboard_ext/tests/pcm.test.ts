@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest'
-import { Downsampler, FrameAssembler, floatTo16BitPcm, levelFromRms, pcm16ToFloat, rms } from '../src/audio/pcm'
+import {
+  Downsampler,
+  FrameAssembler,
+  MIC_FRAME_MS,
+  floatTo16BitPcm,
+  frameSamples,
+  levelFromRms,
+  pcm16ToFloat,
+  rms,
+} from '../src/audio/pcm'
 
 function sine(freq: number, rate: number, seconds: number, amp = 0.5): Float32Array {
   const n = Math.round(rate * seconds)
@@ -81,5 +90,25 @@ describe('FrameAssembler', () => {
     expect(frames[1][0]).toBe(20)
     expect(fa.push(new Float32Array(320 - 40 - 1))).toHaveLength(0)
     expect(fa.push(new Float32Array(1))).toHaveLength(1)
+  })
+})
+
+describe('microphone frames', () => {
+  it('are 60 ms: 960 samples, 1920 bytes of PCM16 at 16 kHz', () => {
+    expect(MIC_FRAME_MS).toBe(60)
+    expect(frameSamples(MIC_FRAME_MS)).toBe(960)
+    expect(frameSamples(20, 48000)).toBe(960)
+  })
+
+  it('come out of the capture chain (48 kHz render quanta → 16 kHz → frames) at about 17 a second', () => {
+    const ds = new Downsampler(48000)
+    const fa = new FrameAssembler(frameSamples(MIC_FRAME_MS))
+    const signal = sine(440, 48000, 1.0)
+    const frames: Int16Array[] = []
+    for (let i = 0; i < signal.length; i += 128) {
+      for (const f of fa.push(ds.process(signal.subarray(i, i + 128)))) frames.push(floatTo16BitPcm(f))
+    }
+    expect(frames).toHaveLength(16) // 1 s / 60 ms, the last partial frame still buffered
+    expect(frames.every((f) => f.byteLength === 1920)).toBe(true)
   })
 })

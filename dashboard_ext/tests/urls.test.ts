@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { dashboardUrl, liveSocketUrl, loginUrl, pageParams, pathPrefix } from '../src/lib/urls'
+import { dashboardUrl, liveSocketUrl, loginUrl, overlayUrl, pageParams, pathPrefix } from '../src/lib/urls'
 
 const loc = (href: string) => {
   const u = new URL(href)
@@ -13,6 +13,8 @@ describe('urls', () => {
     expect(pathPrefix('/live/index.html')).toBe('')
     expect(pathPrefix('/astrbot/live/')).toBe('/astrbot')
     expect(pathPrefix('/a/b/live/x')).toBe('/a/b')
+    expect(pathPrefix('/live/overlay')).toBe('')
+    expect(pathPrefix('/astrbot/live/overlay')).toBe('/astrbot')
   })
 
   it('builds the socket URL on the same host, wss under https', () => {
@@ -31,5 +33,14 @@ describe('urls', () => {
 
   it('reads the page parameters that pass through to the socket', () => {
     expect(pageParams('?conversation_id=abc&room=stage&x=1')).toEqual({ token: null, conversation_id: 'abc', room: 'stage' })
+  })
+
+  it('builds the OBS overlay URL of a room next to the page, with a JWT or an API key', () => {
+    expect(overlayUrl(loc('http://127.0.0.1:6185/live/?room=stream'), { room: 'stream', token: 'j.w.t' })).toBe(
+      'http://127.0.0.1:6185/live/overlay?room=stream&token=j.w.t',
+    )
+    expect(
+      overlayUrl(loc('https://h/p/live/'), { room: 'my.room', api_key: 'abc+/=', username: '小明', audio: true }),
+    ).toBe('https://h/p/live/overlay?room=my.room&api_key=abc%2B%2F%3D&username=%E5%B0%8F%E6%98%8E&audio=1')
   })
 })

@@ -181,3 +181,89 @@ describe('useLiveSession', () => {
     expect(s.conv.serverState).toBe('listening')
   })
 })
+
+describe('useLiveSession in a live room', () => {
+  async function inRoom(search = '?room=stream&conversation_id=c0') {
+    const { s, scope } = start(search)
+    const ws = FakeWebSocket.last
+    ws.open()
+    ws.receive({
+      t: 'hello',
+      data: { protocol: 'astrbot-live', version: 1, conversation_id: 'room-conv', username: 'alice', room: { name: 'stream', role: 'streamer', audio: true } },
+    })
+    ws.receive({
+      t: 'room',
+      data: { name: 'stream', state: 'listening', queue: 2, members: { streamer: 1, listener: 1 }, you: { role: 'streamer', audio: true } },
+    })
+    await flush()
+    return { s, ws, scope }
+  }
+
+  it('joins the room from the page URL as its streamer, without the personal conversation', async () => {
+    const { s, ws } = await inRoom()
+    expect(ws.url).toBe('ws://127.0.0.1:6185/api/v1/live/ws?token=jwt&room=stream&role=streamer&audio=1&report_playback=1')
+    expect(s.roomView.name).toBe('stream')
+    expect(s.roomView.queue).toBe(2)
+    expect(s.roomView.memberCount).toBe(2)
+    ws.drop(1006)
+    vi.advanceTimersByTime(1000)
+    expect(FakeWebSocket.last.url).not.toContain('conversation_id') // the room's conversation is not adopted
+  })
+
+  it('ignores a room name the server would refuse', () => {
+    start('?room=bad name')
+    expect(FakeWebSocket.last.url).not.toContain('room=')
+  })
+
+  it('turns its audio off: set_audio, silence now, no played-ms reports, and off again after a reconnect', async () => {
+    const { s, ws } = await inRoom()
+    ws.receive({ t: 'response', turn: 'T1', seq: 0, data: b64clip(1000) })
+    await flush(20)
+    s.setRoomAudio(false)
+    expect(ctx.sources[0].stopped).toBe(true)
+    ws.receive({ t: 'response', turn: 'T2', seq: 0, data: b64clip(1000) }) // sent before the server saw set_audio
+    await flush(20)
+    expect(ctx.sources).toHaveLength(1)
+    ws.receive({ t: 'stop_play', turn: 'T2' })
+    ws.receive({ t: 'user_msg', turn: 'T3', data: { text: 'q' } })
+    s.interrupt()
+    const sent = sentJson(ws).filter((f) => f.t !== 'ping')
+    expect(sent).toEqual([
+      { t: 'set_audio', enabled: false },
+      { t: 'interrupt', turn: 'T3' },
+    ])
+    ws.drop(1006)
+    vi.advanceTimersByTime(1000)
+    expect(FakeWebSocket.last.url).toContain('audio=0')
+  })
+
+  it('shows viewer turns with the viewers’ names', async () => {
+    const { s, ws } = await inRoom()
+    const viewers = [{ name: 'Mika', kind: 'danmaku', text: 'hello!', value: 0 }]
+    ws.receive({ t: 'user_msg', turn: 'V', data: { text: '[Live chat] Viewer "Mika" says: hello!', viewers } })
+    expect(s.conv.entries[0].viewers).toEqual(viewers)
+  })
+
+  it('leaves the room for the personal conversation, and joins another', async () => {
+    const { s, ws } = await inRoom()
+    ws.receive({ t: 'user_msg', turn: 'V', data: { text: 'hi' } })
+    expect(s.setRoom('not valid!')).toBe(false)
+    expect(s.setRoom(null)).toBe(true)
+    expect(ws.closedWith?.code).toBe(1000)
+    expect(FakeWebSocket.last.url).toBe('ws://127.0.0.1:6185/api/v1/live/ws?token=jwt&conversation_id=c0&report_playback=1')
+    expect(s.conv.entries).toEqual([])
+    expect(s.overlayHref()).toBeNull()
+    s.setRoom('other')
+    expect(FakeWebSocket.last.url).toContain('room=other&role=streamer')
+    expect(s.overlayHref()).toBe('http://127.0.0.1:6185/live/overlay?room=other&token=jwt')
+    expect(s.overlayHref(true)).toBe('http://127.0.0.1:6185/live/overlay?room=other&token=jwt&audio=1')
+  })
+
+  it('says so when the server does not know rooms', async () => {
+    const { s, scope } = start('?room=stream')
+    FakeWebSocket.last.open()
+    FakeWebSocket.last.receive({ t: 'hello', data: { protocol: 'astrbot-live', version: 1, conversation_id: 'c9' } })
+    expect(s.roomView.unsupported).toBe(true)
+    scope.stop()
+  })
+})

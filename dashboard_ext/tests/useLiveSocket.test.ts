@@ -89,6 +89,40 @@ describe('useLiveSocket', () => {
     expect(sock.retryInMs.value).toBe(500)
   })
 
+  it('comes back quickly after a server restart (1012), even deep into the backoff', () => {
+    const { sock } = make()
+    for (let i = 0; i < 4; i++) {
+      FakeWebSocket.last.drop()
+      vi.advanceTimersByTime(sock.retryInMs.value!)
+    }
+    FakeWebSocket.last.drop() // the fifth failure in a row: the next try would be in 8 s
+    expect(sock.retryInMs.value).toBe(8000)
+    vi.advanceTimersByTime(8000)
+    FakeWebSocket.last.open()
+    FakeWebSocket.last.drop(1012, 'plugin reloading')
+    expect(sock.status.value).toBe('reconnecting')
+    expect(sock.retryInMs.value).toBe(500)
+    vi.advanceTimersByTime(500)
+    FakeWebSocket.last.drop(1006) // still restarting: the backoff grows from the start again
+    expect(sock.retryInMs.value).toBe(1000)
+  })
+
+  it('lets the caller stretch the delay for a given close', () => {
+    const reconnectDelay = vi.fn((info: { code: number }, backoff: number) => (info.code === 1008 ? 15000 : backoff))
+    const { sock } = make(undefined, { reconnectDelay })
+    FakeWebSocket.last.open()
+    FakeWebSocket.last.receive({ t: 'error', code: 'UNAUTHORIZED' })
+    FakeWebSocket.last.drop(1008)
+    expect(reconnectDelay).toHaveBeenCalledWith({ code: 1008, reason: '', wasOpen: true }, 500)
+    expect(sock.retryInMs.value).toBe(15000)
+    vi.advanceTimersByTime(14999)
+    expect(FakeWebSocket.instances.length).toBe(1)
+    vi.advanceTimersByTime(1)
+    expect(FakeWebSocket.instances.length).toBe(2)
+    FakeWebSocket.last.drop(1006)
+    expect(sock.retryInMs.value).toBe(1000)
+  })
+
   it('does not reconnect after a deliberate close', () => {
     const onClose = vi.fn()
     const { sock } = make(undefined, { onClose })

@@ -1,9 +1,9 @@
 """Voice activity end-pointing: turn a microphone stream into utterances.
 
-Pure and synchronous (no asyncio, no clock): the engine calls `Endpointer.feed`
-from a worker thread with whatever chunks the client sent, and acts on the
-returned events. Positions are stream time (samples fed so far), never wall time,
-so results are reproducible in tests.
+Pure and synchronous (no asyncio, no clock): the engine feeds each stream's
+chunks from a worker thread (`Endpointer.feed`, or `live.audio.vad_batch.feed_streams`
+for many streams at once) and acts on the returned events. Positions are stream
+time (samples fed so far), never wall time, so results are reproducible in tests.
 
 Hysteresis: an utterance starts after ``ONSET_FRAMES`` consecutive frames at or
 above ``threshold`` (~64 ms) and ends after ``silence_ms`` of frames below
@@ -92,6 +92,12 @@ class SpeechDiscarded:
 
 
 VadEvent = SpeechStarted | SpeechConfirmed | SpeechEnded | SpeechDiscarded
+
+
+def levels_db(frames: np.ndarray) -> np.ndarray:
+    """Loudness of each row of int16 samples: mean power in dB (0 dB = 1 LSB², so ~90 at full scale)."""
+    x = frames.astype(np.float64)
+    return 10.0 * np.log10(np.einsum("ij,ij->i", x, x) / frames.shape[1] + 1e-3)
 
 
 class FrameClassifier(Protocol):
@@ -244,18 +250,35 @@ class Endpointer:
         self._run = 0
         self._end_utterance()
 
+    @property
+    def classifier(self) -> FrameClassifier:
+        return self._clf
+
     def feed(self, pcm16: bytes) -> list[VadEvent]:
         """Classify PCM16 mono audio at the constructor's rate; returns events in order."""
+        events: list[VadEvent] = []
+        clf = self._clf
+        for frame in self.frames(pcm16):
+            self.decide(frame, clf.speech_probability(np.frombuffer(frame, dtype="<i2")), events)
+        return events
+
+    def frames(self, pcm16: bytes) -> list[bytes]:
+        """Cut audio into whole classifier frames (16 kHz); a partial frame waits for the next call.
+
+        With `decide`, this is `feed` in two halves, so that a caller can score the frames of
+        many streams together (`live.audio.vad_batch`). Every frame returned must be decided,
+        in order, before the next call.
+        """
         if self._resampler is not None:
             pcm16 = self._resampler.process(pcm16)
         self._pending += pcm16
-        events: list[VadEvent] = []
         fb = self._frame_bytes
         whole = len(self._pending) // fb
-        for i in range(whole):
-            self._step(bytes(self._pending[i * fb : (i + 1) * fb]), events)
+        if not whole:
+            return []
+        out = [bytes(self._pending[i * fb : (i + 1) * fb]) for i in range(whole)]
         del self._pending[: whole * fb]
-        return events
+        return out
 
     def flush(self) -> list[VadEvent]:
         """End of stream: classify what is buffered and close an open utterance (forced)."""
@@ -270,11 +293,13 @@ class Endpointer:
             self._close(events, forced=True)
         return events
 
-    def _step(self, frame: bytes, events: list[VadEvent]) -> None:
-        samples = np.frombuffer(frame, dtype="<i2")
-        prob = self._clf.speech_probability(samples)
-        x = samples.astype(np.float32)
-        level = 10.0 * math.log10(float(np.dot(x, x)) / self._frame + 1e-3)
+    def decide(self, frame: bytes, prob: float, events: list[VadEvent], level: float | None = None) -> None:
+        """Advance the stream by one frame from `frames`, whose speech probability is `prob`.
+
+        `level` is `levels_db` of the frame, when the caller computed it for many frames at once.
+        """
+        if level is None:
+            level = float(levels_db(np.frombuffer(frame, dtype="<i2").reshape(1, -1))[0])
         self._pos += self._frame
         if not self._in_speech:
             self._idle_step(frame, prob, level, events)

@@ -40,6 +40,8 @@ class SubmitUtterance:
 @dataclass(frozen=True, slots=True)
 class SendText:
     text: str
+    from_name: str | None = None  # a bridge naming the viewer who wrote it
+    viewers: tuple[ViewerEvent, ...] = ()  # set when the room's queue made this turn
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +73,31 @@ class ConfigureOutput:
     sample_rate: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class SetReceiveAudio:
+    """This client wants (or no longer wants) the answer's audio frames."""
+
+    enabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ViewerEvent:
+    """Something a live-stream viewer did: a chat line, a paid message, a gift, an entry."""
+
+    kind: Literal["danmaku", "superchat", "gift", "guard", "entry"]
+    viewer_name: str
+    viewer_id: str = ""
+    text: str = ""  # the chat line or paid message; empty for gifts and entries
+    value: float = 0.0  # money paid, in the platform's main currency unit (CNY for Bilibili); 0 = free
+    gift_name: str = ""
+    count: int = 1
+    platform: str = ""
+
+    @property
+    def paid(self) -> bool:
+        return self.value > 0
+
+
 Command = (
     StartSpeaking
     | AppendAudio
@@ -82,6 +109,8 @@ Command = (
     | SetMuted
     | Ping
     | ConfigureOutput
+    | SetReceiveAudio
+    | ViewerEvent
 )
 
 # ---------------------------------------------------------------- events
@@ -98,6 +127,14 @@ class SessionStarted:
     output_format: str
     output_sample_rate: int
     features: tuple[str, ...]
+    room: RoomMembership | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RoomMembership:
+    name: str
+    role: Literal["streamer", "bridge", "listener"]
+    receive_audio: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +154,7 @@ class UserTranscribed:
     turn_id: str
     text: str
     ts: int
+    viewers: tuple[ViewerEvent, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +240,29 @@ class OutputConfigured:
     sample_rate: int
 
 
+@dataclass(frozen=True, slots=True)
+class ReceiveAudioConfigured:
+    enabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RoomUpdated:
+    """A snapshot of a live room, as one member sees it."""
+
+    name: str
+    state: AgentState
+    queue_length: int
+    members: dict[str, int]
+    you: RoomMembership
+
+
+@dataclass(frozen=True, slots=True)
+class ViewerDropped:
+    """The room's queue did not take a viewer event (told to the member that sent it)."""
+
+    reason: Literal["duplicate", "rate_limited", "stale", "queue_full", "ignored"]
+
+
 Event = (
     SessionStarted
     | StateChanged
@@ -218,6 +279,9 @@ Event = (
     | ErrorRaised
     | Pong
     | OutputConfigured
+    | ReceiveAudioConfigured
+    | RoomUpdated
+    | ViewerDropped
 )
 
 

@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
 
-from ..audio.vad import Endpointer, SpeechConfirmed, SpeechDiscarded, SpeechEnded, SpeechStarted
+from ..audio.vad import SpeechConfirmed, SpeechDiscarded, SpeechEnded, SpeechStarted
 from ..config import LiveSettings
 from ..errors import ErrorCode
 from .echo import EchoGuard
@@ -39,10 +39,12 @@ from .events import (
     StateChanged,
     SubmitUtterance,
     TurnEnded,
+    ViewerEvent,
 )
 from .ports import Agent, Conversation, Speech
 from .speech import OutputFormat
 from .turn import INPUT_SAMPLE_RATE, Turn, TurnContext
+from .vad_worker import ServerVad, VadStream
 
 log = logging.getLogger("astrbot")
 
@@ -57,8 +59,9 @@ FEATURES = (
     "output_format",
     "state",
     "text_input",
+    "receive_audio",
+    "rooms",
 )
-_MAX_VAD_BACKLOG = 256  # chunks; beyond this the stream is lagging and old audio is dropped
 
 
 class LiveSession:
@@ -71,7 +74,7 @@ class LiveSession:
         agent: Agent,
         speech: Speech,
         sink: Callable[[Event], None],
-        endpointer_factory: Callable[[], Endpointer] | None = None,
+        vad: ServerVad | None = None,
         output: OutputFormat | None = None,
         reports_playback: bool = False,
         clock: Callable[[], float] = time.monotonic,
@@ -93,16 +96,16 @@ class LiveSession:
             tts_timeout_s=settings.tts_timeout_s,
             agent_idle_timeout_s=settings.agent_idle_timeout_s,
         )
-        self._endpointer_factory = endpointer_factory
-        self._vad_queue: asyncio.Queue[tuple[bytes, float]] = asyncio.Queue()
-        self._vad_task: asyncio.Task | None = None
-        self.vad_lags_ms: deque[float] = deque(maxlen=1024)
+        self._vad = vad  # server VAD on: the server's shared VAD worker runs this session's stream
+        self._vad_stream: VadStream | None = None
+        self.vad_lags_ms: deque[float] = deque(maxlen=1024)  # per VAD cycle: oldest audio queued -> its events
         self._reports_playback = reports_playback
         self._turn: Turn | None = None  # the running or last turn
         self._finalizers: set[asyncio.Task] = set()
         self._utterance: bytearray | None = None
         self._stamp: str | None = None
         self._utterance_capped = False
+        self._user_speaking = False  # server VAD: between speech_start and its end
         self.muted = False
         self.closed = False
 
@@ -113,17 +116,34 @@ class LiveSession:
     def busy(self) -> bool:
         return self._turn is not None and not self._turn.done
 
+    @property
+    def hearing_user(self) -> bool:
+        """The user is mid-utterance (client-delimited or heard by server VAD)."""
+        return self._utterance is not None or self._user_speaking
+
+    async def wait_until_idle(self) -> None:
+        """Return once no turn is running."""
+        while (turn := self._turn) is not None and turn.task is not None and not turn.task.done():
+            await asyncio.wait({turn.task})
+
+    def playback_remaining_s(self) -> float:
+        """How long the client should still be playing the last answer (an estimate)."""
+        turn = self._turn
+        if turn is None or turn.interrupted or turn.stage is None or not turn.stage.produced_audio:
+            return 0.0
+        return max(0.0, (turn.stage.audio_ms - turn.estimated_played_ms()) / 1000)
+
     # ------------------------------------------------------------ lifecycle
 
     def open(self) -> None:
-        if self._endpointer_factory is not None:
-            self._vad_task = asyncio.create_task(self._vad_loop(), name=f"live-vad-{self.id}")
+        if self._vad is not None:
+            self._vad_stream = self._vad.open(self._on_vad, self.vad_lags_ms)
         self._sink(
             SessionStarted(
                 session_id=self.id,
                 conversation_id=self.conversation.conversation_id,
                 username=self.conversation.username,
-                server_vad=self._endpointer_factory is not None,
+                server_vad=self._vad is not None,
                 output_format=self._ctx.output.audio_format,
                 output_sample_rate=self._ctx.output.sample_rate,
                 features=FEATURES,
@@ -136,10 +156,9 @@ class LiveSession:
         if self.closed:
             return
         self.closed = True
-        if self._vad_task is not None:
-            self._vad_task.cancel()
-            await asyncio.gather(self._vad_task, return_exceptions=True)
-            self._vad_task = None  # the finished task's frame points back here: free the VAD model now
+        if self._vad_stream is not None:
+            self._vad_stream.close()  # unregisters from the worker and releases the endpointer now
+            self._vad_stream = None
         turn = self._turn
         if turn is not None and not turn.done:
             self._interrupt(turn, played_ms=None, notify=False)
@@ -161,8 +180,8 @@ class LiveSession:
                 self._on_end_speaking(stamp)
             case SubmitUtterance(pcm=pcm):
                 self._begin_turn(pcm=pcm)
-            case SendText(text=text):
-                self._begin_turn(text=text)
+            case SendText(text=text, viewers=viewers):
+                self._begin_turn(text=text, viewers=viewers)
             case Interrupt(turn_id=turn_id, played_ms=played_ms, heard_text=heard):
                 if played_ms is not None:
                     self._reports_playback = True
@@ -182,6 +201,8 @@ class LiveSession:
                 self._sink(Pong(payload))
             case ConfigureOutput(audio_format=fmt, sample_rate=rate):
                 self._configure_output(fmt, rate)
+            case ViewerEvent():
+                self._error(ErrorCode.NOT_IN_ROOM, "viewer_event needs a live room: connect with ?room=NAME")
 
     def _configure_output(self, fmt: str, rate: int) -> None:
         if fmt not in ("wav", "pcm16") or not (rate == 0 or 8000 <= rate <= 48000):
@@ -225,30 +246,15 @@ class LiveSession:
             return
         if self.muted:
             return
-        if self._endpointer_factory is None:
+        if self._vad_stream is None:
             self._error(ErrorCode.NOT_SPEAKING, "audio outside start_speaking/end_speaking and server VAD is off")
             return
-        if self._vad_queue.qsize() >= _MAX_VAD_BACKLOG:
-            self._vad_queue.get_nowait()  # drop the oldest chunk rather than fall further behind
-        self._vad_queue.put_nowait((pcm, self._clock()))
-
-    async def _vad_loop(self) -> None:
-        assert self._endpointer_factory is not None
-        # Building a VAD model takes tens of ms: never on the event loop. Audio queues meanwhile.
-        endpointer = await asyncio.to_thread(self._endpointer_factory)
-        while True:
-            pcm, queued_at = await self._vad_queue.get()
-            chunks = [pcm]
-            while not self._vad_queue.empty() and len(chunks) < 32:
-                chunks.append(self._vad_queue.get_nowait()[0])
-            events = await asyncio.to_thread(endpointer.feed, b"".join(chunks))
-            self.vad_lags_ms.append((self._clock() - queued_at) * 1000)
-            for event in events:
-                self._on_vad(event)
+        self._vad_stream.push(pcm)  # a lagging stream drops its oldest audio (bounded backlog)
 
     def _on_vad(self, event) -> None:
         match event:
             case SpeechStarted():
+                self._user_speaking = True
                 self._sink(SpeechDetected("speech_start"))
             case SpeechConfirmed(speech_ms=speech_ms):
                 turn = self._turn
@@ -261,14 +267,18 @@ class LiveSession:
                 ):
                     self._interrupt(turn, played_ms=None)
             case SpeechEnded(pcm=pcm):
+                self._user_speaking = False
                 self._sink(SpeechDetected("speech_end"))
                 self._begin_turn(pcm=pcm)
             case SpeechDiscarded():
+                self._user_speaking = False
                 self._sink(SpeechDetected("speech_end"))
 
     # ------------------------------------------------------------ turns
 
-    def _begin_turn(self, *, text: str | None = None, pcm: bytes | None = None) -> None:
+    def _begin_turn(
+        self, *, text: str | None = None, pcm: bytes | None = None, viewers: tuple[ViewerEvent, ...] = ()
+    ) -> None:
         previous = self._turn
         if previous is not None and not previous.done:
             if self.settings.busy_policy == "reject":
@@ -277,7 +287,7 @@ class LiveSession:
             self._interrupt(previous, played_ms=None)
         elif previous is not None and self._still_playing(previous):
             self._interrupt(previous, played_ms=None)
-        turn = Turn(self._ctx, self._sink, text=text, pcm=pcm, previous=previous, clock=self._clock)
+        turn = Turn(self._ctx, self._sink, text=text, pcm=pcm, previous=previous, viewers=viewers, clock=self._clock)
         self._turn = turn
         turn.task = asyncio.create_task(self._run_turn(turn), name=f"live-turn-{turn.id}")
 

@@ -8,6 +8,7 @@ the answer in history.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Callable
@@ -26,12 +27,14 @@ from .events import (
     TurnEnded,
     TurnMetrics,
     UserTranscribed,
+    ViewerEvent,
 )
 from .heard import heard_text
-from .ports import Agent, AgentDelta, AgentRun, Conversation, Speech
+from .ports import Agent, AgentDelta, AgentNotice, AgentRun, Conversation, Speech
 from .speech import OutputFormat, SpeechStage
 
 INPUT_SAMPLE_RATE = 16000
+AGENT_ERROR = "error"  # the `AgentNotice.kind` of an agent that failed: a code for the client, never speech
 AGENT_CLOSE_TIMEOUT_S = 5.0
 PLAYBACK_REPORT_WAIT_S = 0.4
 
@@ -61,6 +64,7 @@ class Turn:
         text: str | None = None,
         pcm: bytes | None = None,
         previous: Turn | None = None,
+        viewers: tuple[ViewerEvent, ...] = (),
         started_at: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -70,6 +74,7 @@ class Turn:
         self.text = text
         self.pcm = pcm
         self.previous = previous
+        self.viewers = viewers  # the live-room viewers this turn answers
         self.clock = clock
         self.started_at = started_at if started_at is not None else clock()
         self.marks: dict[str, float] = {"speech_end" if pcm is not None else "text_in": self.started_at}
@@ -113,7 +118,7 @@ class Turn:
         text = self.text if self.pcm is None else await self._transcribe()
         if not text:
             return
-        self.emit(UserTranscribed(self.id, text, int(time.time() * 1000)))
+        self.emit(UserTranscribed(self.id, text, int(time.time() * 1000), self.viewers))
         if self.pcm is None:
             self.emit(StateChanged("thinking"))  # voice turns said so when STT started
         if self.previous is not None:
@@ -135,6 +140,7 @@ class Turn:
             self.mark("agent_start")
             self.agent_run = self.ctx.agent.start(self.ctx.conversation, text)
             idle = self.ctx.agent_idle_timeout_s
+            timed_out = False
             loop = asyncio.get_running_loop()
             try:
                 async with asyncio.timeout(idle) as deadline:
@@ -145,7 +151,11 @@ class Turn:
                             self.reply_text += output.text
                             self.emit(AgentTextDelta(self.id, output.text))
                             stage.push(output.text)
+                        elif isinstance(output, AgentNotice) and output.kind == AGENT_ERROR:
+                            # the host reports a failed agent (an LLM error mid-stream) as text: a code, not speech
+                            self.emit(ErrorRaised(ErrorCode.AGENT_FAILED, f"the agent failed: {output.text}", self.id))
             except TimeoutError:
+                timed_out = True
                 self.agent_run.stop()
                 self.emit(ErrorRaised(ErrorCode.AGENT_FAILED, f"the agent gave no output for {idle:.0f} s", self.id))
             stage.end_input()
@@ -161,6 +171,10 @@ class Turn:
         self.emit(TurnEnded(self.id, interrupted=False, text=self.reply_text))
         self.emit(self.metrics())
         self.emit(StateChanged("listening"))
+        if timed_out:  # the answer was cut short: history keeps what was said (the next turn waits for this)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.agent_run.closed(), AGENT_CLOSE_TIMEOUT_S)
+            await self.agent_run.keep_heard(self.reply_text)
 
     async def _transcribe(self) -> str | None:
         assert self.pcm is not None

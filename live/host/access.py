@@ -62,3 +62,9 @@ class HostAccess:
         if error:
             raise AuthError(ErrorCode.FORBIDDEN, error)
         return cid
+
+
+def dashboard_username(context: Any) -> str:
+    """The dashboard's login name: who owns the rooms that platform feeds go to, unless configured."""
+    dashboard = context.get_config().get("dashboard") or {}
+    return str(dashboard.get("username") or "astrbot")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,12 +21,17 @@ from astrbot.core.platform.sources.webchat.webchat_queue_mgr import webchat_queu
 from astrbot.core.utils.active_event_registry import active_event_registry
 
 from ..engine.ports import AgentDelta, AgentNotice, AgentOutput, Conversation
+from ..engine.turn import AGENT_ERROR
 
 LIVE_ACTION = "live"
 PLUGIN_ACTION = "live_mode_plugin"  # what the event carries once our hook has claimed it
 INTERRUPTED_MARK = "…"
+DRAIN_TIMEOUT_S = 15.0  # how long an abandoned request may take the host to end; after it, let go
 COMMAND_GUARD = "\u2060"  # WORD JOINER: invisible, not whitespace, so no command prefix matches
 _NOTICE_TYPES = {"reasoning", "tool_call", "tool_call_result", "agent_stats", "tts_stats"}
+# How AstrBot 4.29 words a failed agent (an LLM error mid-stream, a provider down): it arrives as
+# ordinary reply text. A persona's custom error message cannot be told apart and is still voiced.
+_HOST_ERROR_PREFIXES = ("LLM 响应错误:", "Error occurred during AI execution", "Error occurred while processing agent request:")
 
 
 def pipeline_text(text: str) -> str:
@@ -36,7 +42,11 @@ def pipeline_text(text: str) -> str:
     invisible word joiner in front keeps natural speech away from command
     handlers; the LLM reads the text unchanged.
     """
-    return text if text.startswith("/") else COMMAND_GUARD + text
+    if text.startswith("/") and text[1:].strip():
+        return text
+    # A bare "/" is no command: the host strips it to an empty message that never ends and
+    # blocks the conversation's later turns, so it goes to the LLM as words too.
+    return COMMAND_GUARD + text
 
 
 def umo_of(conversation: Conversation) -> str:
@@ -108,16 +118,25 @@ class WebChatAgentRun:
             return AgentNotice(str(chain_type), text)
         if chain_type == "break" or not text:
             return None
+        if text.startswith(_HOST_ERROR_PREFIXES):
+            return AgentNotice(AGENT_ERROR, text)
         # Streaming deltas, or a whole reply sent at once (commands, errors, non-LLM plugins).
         self.reply += text
         return AgentDelta(text)
 
     async def _drain_until_end(self) -> None:
         try:
-            while True:
-                item = await self._queue.get()
-                if isinstance(item, dict) and item.get("type") == "end":
-                    break
+            async with asyncio.timeout(DRAIN_TIMEOUT_S):
+                while True:
+                    item = await self._queue.get()
+                    if isinstance(item, dict) and item.get("type") == "end":
+                        break
+        except TimeoutError:
+            # The host does not always end a request (under quick barge-ins one can wait for ever
+            # as a follow-up of an agent run we abandoned): without a bound this task, its back
+            # queue and the run would live as long as the process.
+            logger.warning("live: the host never ended request %s; letting it go", self.message_id)
+            self._agent.abandon(self.message_id)
         finally:
             self._close()
 
@@ -149,18 +168,30 @@ class WebChatAgentRun:
         if record is None:
             return
         history = json.loads(record.history) if isinstance(record.history, str) else list(record.history or [])
+        # A stopped host agent records its own exchange ("Stop output." / "Output stopped."): the
+        # user never said it, so it goes, and the heard part takes its place.
+        spoken = [i for i, m in enumerate(history) if m.get("role") in ("user", "assistant")][-2:]
+        tail = [(history[i].get("role"), _plain_text(history[i])) for i in spoken]
+        aborted = tail == [("user", _HOST_ABORT_PAIR[0]), ("assistant", _HOST_ABORT_PAIR[1])]
+        if aborted:
+            for i in reversed(spoken):
+                del history[i]
         for index in range(len(history) - 1, -1, -1):
             message = history[index]
             if message.get("role") == "user":
-                return  # this answer never reached the history: nothing to cut
+                if not aborted:
+                    return  # this answer never reached the history: nothing to cut
+                if heard:  # right after the question, ahead of the host's checkpoint mark
+                    history.insert(index + 1, {"role": "assistant", "content": heard + INTERRUPTED_MARK})
+                break
             if message.get("role") == "assistant":
                 if heard:
                     message["content"] = heard + INTERRUPTED_MARK
                     message.pop("tool_calls", None)
                 else:
                     del history[index]
-                await manager.update_conversation(self.umo, cid, history=history)
-                return
+                break
+        await manager.update_conversation(self.umo, cid, history=history)
 
     async def aclose(self) -> None:
         """Abandon the request (plugin unload): stop it and stop waiting for it."""
@@ -172,6 +203,14 @@ class WebChatAgentRun:
 
 
 _END = object()
+_HOST_ABORT_PAIR = ("Stop output.", "Output stopped.")  # AstrBot 4.29's ToolLoopAgentRunner, on a stop
+
+
+def _plain_text(message: Any) -> str:
+    content = message.get("content") if isinstance(message, dict) else None
+    if isinstance(content, list):
+        content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return content if isinstance(content, str) else ""
 
 
 NO_MODEL_REPLY = (
@@ -207,6 +246,9 @@ class WebChatAgent:
         self.conversations = context.conversation_manager
         self.history = history
         self._runs: dict[str, WebChatAgentRun] = {}
+        # Requests we stopped waiting for: should the host reach one later, it is stopped, not
+        # answered by the host's own live path (bounded: a few ids per stuck request).
+        self._abandoned: deque[str] = deque(maxlen=1024)
 
     def start(self, conversation: Conversation, text: str) -> WebChatAgentRun | NoChatModelRun:
         if not self._has_chat_model(conversation):
@@ -224,6 +266,9 @@ class WebChatAgent:
     def forget(self, run: WebChatAgentRun) -> None:
         self._runs.pop(run.message_id, None)
 
+    def abandon(self, message_id: str) -> None:
+        self._abandoned.append(message_id)
+
     def claim(self, event: Any) -> bool:
         """`on_llm_request` hook: route our events to plain streaming (our speech stage).
 
@@ -232,11 +277,11 @@ class WebChatAgent:
         """
         message_id = str(getattr(getattr(event, "message_obj", None), "message_id", ""))
         run = self._runs.get(message_id)
-        if run is None or event.get_extra("action_type") != LIVE_ACTION:
+        if event.get_extra("action_type") != LIVE_ACTION or (run is None and message_id not in self._abandoned):
             return False
         event.set_extra("action_type", PLUGIN_ACTION)
         event.set_extra("enable_streaming", True)
-        if run.stopped:
+        if run is None or run.stopped:
             event.stop_event()
         return True
 

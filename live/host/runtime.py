@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..audio.vad import Endpointer, VadSettings
+from ..audio.vad_batch import VadClassifiers
 from ..config import LiveSettings
 from ..protocol.astrbot_live import AstrBotLiveDialect
 from ..protocol.neko import NekoDialect
@@ -18,16 +19,24 @@ from .speech import HostSpeech
 from .webchat_history import WebChatHistory
 
 
-def endpointer_for(settings: LiveSettings) -> Endpointer:
-    return Endpointer(
-        VadSettings(
-            threshold=settings.vad_threshold,
-            silence_ms=settings.vad_silence_ms,
-            min_speech_ms=settings.vad_min_speech_ms,
-            preroll_ms=settings.vad_preroll_ms,
-            confirm_ms=settings.barge_in_min_speech_ms,
-            max_utterance_ms=settings.limits.max_utterance_ms,
-        )
+def endpointer_factory(classifiers: VadClassifiers) -> Callable[[LiveSettings], Endpointer]:
+    """Endpointers whose classifiers come from `classifiers` (one batched Silero model when
+    onnxruntime is installed). Called off the event loop: the first call loads the model."""
+
+    def endpointer_for(settings: LiveSettings) -> Endpointer:
+        return Endpointer(vad_settings(settings), classifiers.new())
+
+    return endpointer_for
+
+
+def vad_settings(settings: LiveSettings) -> VadSettings:
+    return VadSettings(
+        threshold=settings.vad_threshold,
+        silence_ms=settings.vad_silence_ms,
+        min_speech_ms=settings.vad_min_speech_ms,
+        preroll_ms=settings.vad_preroll_ms,
+        confirm_ms=settings.barge_in_min_speech_ms,
+        max_utterance_ms=settings.limits.max_utterance_ms,
     )
 
 
@@ -37,7 +46,7 @@ def build_services(context: Any, settings: Callable[[], LiveSettings]) -> Servic
         agent=WebChatAgent(context, WebChatHistory(context.message_history_manager)),
         speech=HostSpeech(context, settings),
         chat=ChatBridge,
-        endpointer=endpointer_for,
+        endpointer=endpointer_factory(VadClassifiers("auto")),
         dialects={
             "astrbot": lambda s: AstrBotLiveDialect(s.limits.max_text_chars),
             "olv": lambda s: OlvDialect(s.limits.max_text_chars),

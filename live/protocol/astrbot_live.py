@@ -90,6 +90,61 @@ def text_of(frame: dict[str, Any], max_chars: int) -> str:
     return text.strip()
 
 
+VIEWER_KINDS = ("danmaku", "superchat", "gift", "guard", "entry")
+
+
+def viewer_of(frame: dict[str, Any]) -> tuple[str, str] | None:
+    """(name, id) from `user: {name, id}` or `from_name`; None when the frame names nobody."""
+    user = frame.get("user")
+    if isinstance(user, dict):
+        name, uid = user.get("name"), user.get("id")
+    else:
+        name, uid = frame.get("from_name"), None
+    if name is None:
+        return None
+    if not isinstance(name, str) or not isinstance(uid, str | int | type(None)) or isinstance(uid, bool):
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE_FORMAT, "'user.name' must be a string and 'user.id' a string")
+    return name, "" if uid is None else str(uid)
+
+
+def viewer_event(frame: dict[str, Any], max_text_chars: int) -> ev.ViewerEvent:
+    """A `viewer_event` object (also the body of the HTTP ingestion endpoint)."""
+    kind = frame.get("kind")
+    if kind not in VIEWER_KINDS:
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE_FORMAT, f"'kind' must be one of {', '.join(VIEWER_KINDS)}")
+    viewer = viewer_of(frame)
+    if viewer is None or not viewer[0].strip():
+        raise ProtocolError(ErrorCode.MISSING_FIELD, "'user.name' is required")
+    text = frame.get("text", "")
+    if not isinstance(text, str):
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE_FORMAT, "'text' must be a string")
+    if len(text) > max_text_chars:
+        raise ProtocolError(ErrorCode.TEXT_TOO_LONG, f"text is longer than {max_text_chars} characters")
+    if kind in ("danmaku", "superchat") and not text.strip():
+        raise ProtocolError(ErrorCode.MISSING_FIELD, f"a {kind} needs 'text'")
+    value = frame.get("value", 0)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1e9:
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE_FORMAT, "'value' must be a non-negative number")
+    gift = frame.get("gift") or {}
+    platform = frame.get("platform", "")
+    if not isinstance(gift, dict) or not isinstance(platform, str):
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE_FORMAT, "'gift' must be an object and 'platform' a string")
+    gift_name, count = gift.get("name", ""), gift.get("count", 1)
+    if not isinstance(gift_name, str) or isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE_FORMAT, "'gift' must be {name: string, count: positive integer}")
+    return ev.ViewerEvent(
+        kind, viewer[0], viewer[1], text, float(value), gift_name, count, platform  # type: ignore[arg-type]
+    )
+
+
+def membership_json(room: ev.RoomMembership) -> dict[str, Any]:
+    return {"name": room.name, "role": room.role, "audio": room.receive_audio}
+
+
+def viewers_json(viewers: tuple[ev.ViewerEvent, ...]) -> list[dict[str, Any]]:
+    return [{"name": v.viewer_name, "kind": v.kind, "text": v.text, "value": v.value} for v in viewers]
+
+
 class AstrBotLiveDialect:
     name = NAME
 
@@ -112,7 +167,15 @@ class AstrBotLiveDialect:
             case "end_speaking":
                 return [ev.EndSpeaking(required_stamp(frame))]
             case "text_input":
-                return [ev.SendText(text_of(frame, self._max_text))]
+                viewer = viewer_of(frame)
+                return [ev.SendText(text_of(frame, self._max_text), from_name=viewer[0] if viewer else None)]
+            case "viewer_event":
+                return [viewer_event(frame, self._max_text)]
+            case "set_audio":
+                enabled = frame.get("enabled")
+                if not isinstance(enabled, bool):
+                    raise ProtocolError(ErrorCode.MISSING_FIELD, "'enabled' must be true or false")
+                return [ev.SetReceiveAudio(enabled)]
             case "interrupt":
                 return [ev.Interrupt(optional_str(frame, "turn"), optional_int(frame, "played_ms"))]
             case "playback_report":
@@ -154,14 +217,18 @@ class AstrBotLiveDialect:
                         "input_audio": {"format": "pcm16", "sample_rate": 16000, "channels": 1},
                         "output_audio": {"format": event.output_format, "sample_rate": event.output_sample_rate or None},
                         "features": list(event.features),
+                        **({"room": membership_json(event.room)} if event.room else {}),
                     },
                 }
             case ev.StateChanged(state=state):
                 return {"t": "state", "data": {"state": state}}
             case ev.SpeechDetected(state=state):
                 return {"t": "vad", "data": {"state": state}}
-            case ev.UserTranscribed(turn_id=turn, text=text, ts=ts):
-                return {"t": "user_msg", "data": {"text": text, "ts": ts}, "turn": turn}
+            case ev.UserTranscribed(turn_id=turn, text=text, ts=ts, viewers=viewers):
+                data: dict[str, Any] = {"text": text, "ts": ts}
+                if viewers:
+                    data["viewers"] = viewers_json(viewers)
+                return {"t": "user_msg", "data": data, "turn": turn}
             case ev.NothingHeard(turn_id=turn, reason=reason):
                 return {"t": "transcript_empty", "data": {"reason": reason}, "turn": turn}
             case ev.AgentTextDelta(turn_id=turn, text=text):
@@ -196,4 +263,19 @@ class AstrBotLiveDialect:
                 return {"t": "pong", "data": payload}
             case ev.OutputConfigured(audio_format=fmt, sample_rate=rate):
                 return {"t": "configured", "data": {"output_audio": {"format": fmt, "sample_rate": rate or None}}}
+            case ev.ReceiveAudioConfigured(enabled=enabled):
+                return {"t": "configured", "data": {"receive_audio": enabled}}
+            case ev.RoomUpdated():
+                return {
+                    "t": "room",
+                    "data": {
+                        "name": event.name,
+                        "state": event.state,
+                        "queue": event.queue_length,
+                        "members": event.members,
+                        "you": {"role": event.you.role, "audio": event.you.receive_audio},
+                    },
+                }
+            case ev.ViewerDropped(reason=reason):
+                return {"t": "viewer_dropped", "data": {"reason": reason}}
         return None

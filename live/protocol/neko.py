@@ -138,7 +138,7 @@ class NekoDialect:
         match action:
             case "start_session":
                 kind = frame.get("input_type", "audio")
-                if kind not in _VOICE_INPUTS and kind not in _TEXT_INPUTS:
+                if not isinstance(kind, str) or (kind not in _VOICE_INPUTS and kind not in _TEXT_INPUTS):
                     raise ProtocolError(ErrorCode.INVALID_MESSAGE_FORMAT, f"invalid input_type: {str(kind)[:32]}")
                 mode = "audio" if kind in _VOICE_INPUTS else "text"
                 return [ev.Ping(Reply(({"type": "session_started", "input_mode": mode},)))]
@@ -159,6 +159,8 @@ class NekoDialect:
 
     def _stream_data(self, frame: dict[str, Any]) -> list[ev.Command]:
         kind, data = frame.get("input_type"), frame.get("data")
+        if not isinstance(kind, str):  # a list or object would not even be hashable below
+            raise ProtocolError(ErrorCode.INVALID_MESSAGE_FORMAT, "'input_type' must be a string")
         if kind == "text":
             if not isinstance(data, str) or not data.strip():
                 raise ProtocolError(ErrorCode.MISSING_FIELD, "'data' must be a non-empty string")

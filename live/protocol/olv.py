@@ -28,7 +28,7 @@ from ..audio.envelope import rms_envelope
 from ..audio.wav import pcm16_to_wav, wav_to_pcm16
 from ..engine import events as ev
 from ..errors import ErrorCode, ProtocolError
-from .astrbot_live import dumps, parse_object, text_of
+from .astrbot_live import dumps, parse_object, text_of, viewer_of
 
 NAME = "olv"
 SLICE_MS = 20
@@ -58,7 +58,7 @@ def float_pcm(value: Any, field: str = "audio") -> bytes:
         raise ProtocolError(ErrorCode.MISSING_FIELD, f"'{field}' must be an array of float samples")
     try:
         samples = np.asarray(value, dtype=np.float32)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer beyond any float
         raise ProtocolError(ErrorCode.INVALID_AUDIO, f"'{field}' must hold numbers only") from None
     if samples.ndim != 1 or not np.isfinite(samples).all():
         raise ProtocolError(ErrorCode.INVALID_AUDIO, f"'{field}' must be a flat array of finite numbers")
@@ -99,7 +99,8 @@ class OlvDialect:
             case "text-input":
                 text = text_of(frame, self._max_text)
                 self._typed.append(text)
-                return [ev.SendText(text)]
+                viewer = viewer_of(frame)  # a danmaku bridge may name the viewer (`from_name`)
+                return [ev.SendText(text, from_name=viewer[0] if viewer else None)]
             case "mic-audio-data":
                 pcm = float_pcm(frame.get("audio"))
                 if not pcm:
@@ -142,7 +143,9 @@ class OlvDialect:
             case "request-init-config":
                 return (self._model_and_conf(),)
             case "switch-config":
-                return ({"type": "error", "message": "switching characters is not supported here"},)
+                # every error frame carries a code, like the engine's errors (`_frames` below)
+                return ({"type": "error", "message": "switching characters is not supported here",
+                         "code": ErrorCode.NOT_AVAILABLE.value},)  # fmt: skip
             case "fetch-history-list":
                 return ({"type": "history-list", "histories": []},)
             case "fetch-and-set-history":

@@ -17,8 +17,9 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from astrbot.api import logger
 
 from ..config import LiveSettings
-from ..engine.events import ErrorRaised
+from ..engine.events import ErrorRaised, ReceiveAudioConfigured, SentenceAudio, SetReceiveAudio
 from ..engine.session import LiveSession
+from ..rooms.room import RoomMember
 from ..errors import CloseCode, ErrorCode, ProtocolError
 from ..protocol import Dialect
 from .outbox import Outbox
@@ -32,9 +33,10 @@ class Connection:
         *,
         settings: LiveSettings,
         dialect: Dialect,
-        session_factory: Callable[[Callable], LiveSession],
+        session_factory: Callable[[Callable], LiveSession | RoomMember],
         chat_factory: Callable[[Callable], Any] | None,
         chat_default: bool,
+        receive_audio: bool = True,
     ) -> None:
         self.websocket = websocket
         self.settings = settings
@@ -48,6 +50,7 @@ class Connection:
         self._limiter = FrameRateLimiter(settings.limits.max_frames_per_second)
         self._close_code: int | None = None
         self.username = self.session.conversation.username
+        self.receive_audio = receive_audio  # False: answer audio frames are not sent to this client
 
     def __repr__(self) -> str:
         return f"Connection({self.session.id}, dialect={self.dialect.name})"
@@ -113,6 +116,9 @@ class Connection:
                 self.outbox.put(ErrorRaised(exc.code, exc.message))
                 continue
             for command in commands:
+                if isinstance(command, SetReceiveAudio):
+                    self.receive_audio = command.enabled
+                    self.outbox.put(ReceiveAudioConfigured(command.enabled))
                 self.session.handle(command)
 
     async def _shed_flood(self) -> None:
@@ -150,6 +156,8 @@ class Connection:
     async def _send_loop(self) -> None:
         while True:
             event = await self.outbox.get()
+            if isinstance(event, SentenceAudio) and not self.receive_audio:
+                continue
             for frame in self.dialect.encode(event):
                 if not await self._send(frame):
                     return

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from statistics import quantiles
 from typing import Any, Protocol
 
+from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocket
 
 from astrbot.api import logger
@@ -22,9 +23,11 @@ from ..config import LiveSettings
 from ..engine.ports import Agent, Conversation, Speech
 from ..engine.session import LiveSession
 from ..engine.speech import OutputFormat
+from ..engine.vad_worker import ServerVad, VadWorker
 from ..errors import AuthError, CloseCode, ErrorCode
 from ..protocol import Dialect
 from ..protocol.astrbot_live import dumps
+from ..rooms.room import ROLES, ROOM_NAME, Room, RoomKey, RoomMember, Rooms
 from .connection import Connection
 from .credentials import extract
 
@@ -56,7 +59,16 @@ class LiveServer:
         self._settings = settings
         self._services = services
         self.connections: dict[str, Connection] = {}
+        # Server VAD of every session runs on this one worker (one thread hop per cycle, not per chunk).
+        self.vad = VadWorker() if services.endpointer is not None else None
+        self.rooms = Rooms(lambda: self._settings().room_linger_s)
         self.accepting = True
+
+    def settings(self) -> LiveSettings:
+        return self._settings()
+
+    def access_for(self, app: Any) -> Access:
+        return self._services.access(app)
 
     async def endpoint(self, websocket: WebSocket) -> None:
         await websocket.accept()
@@ -65,14 +77,13 @@ class LiveServer:
             return
         settings = self._settings()
         query = websocket.query_params
-        access = self._services.access(websocket.app)
+        access = self.access_for(websocket.app)
+        room_name, role = query.get("room"), (query.get("role") or "streamer").lower()
+        receive_audio = (query.get("audio") or "1").lower() not in ("0", "false", "off", "no")
         try:
-            username = await self._authenticate(access, websocket, settings)
+            username = await self.authenticate(access, websocket, settings)
             if sum(1 for c in self.connections.values() if c.username == username) >= settings.limits.max_sessions_per_user:
                 raise AuthError(ErrorCode.TOO_MANY_SESSIONS, "too many live sessions open for this user")
-            conversation_id = await access.open_conversation(
-                username, query.get("conversation_id") or query.get("session_id")
-            )
         except AuthError as exc:
             await self._refuse(websocket, exc.code, exc.message, CloseCode.POLICY_VIOLATION)
             return
@@ -88,27 +99,66 @@ class LiveServer:
                 CloseCode.POLICY_VIOLATION,
             )
             return
-        conversation = Conversation(username, conversation_id)
+        if room_name is not None and (not ROOM_NAME.match(room_name) or role not in ROLES):
+            await self._refuse(
+                websocket,
+                ErrorCode.INVALID_MESSAGE_FORMAT,
+                "room must be 1-64 letters, digits, '-', '_' or '.', and role streamer, bridge or listener",
+                CloseCode.POLICY_VIOLATION,
+            )
+            return
         session_id = uuid.uuid4().hex
+        try:
+            conversation, session_factory = await self._seat(
+                access, username, session_id, settings, query, output, room_name, role, receive_audio
+            )
+        except AuthError as exc:
+            await self._refuse(websocket, exc.code, exc.message, CloseCode.POLICY_VIOLATION)
+            return
         connection = Connection(
             websocket,
             settings=settings,
             dialect=self._services.dialects[dialect_name](settings),
-            session_factory=lambda sink: self._session(session_id, conversation, settings, sink, query, output),
+            session_factory=session_factory,
             chat_factory=self._chat_factory(websocket.app, access, conversation),
             chat_default=ct == "chat",
+            receive_audio=receive_audio,
         )
         self.connections[session_id] = connection
-        logger.info("live session %s opened user=%s dialect=%s ct=%s", session_id, username, dialect_name, ct)
+        logger.info(
+            "live session %s opened user=%s dialect=%s ct=%s room=%s",
+            session_id, username, dialect_name, ct, f"{room_name} ({role})" if room_name else "-",
+        )
         try:
             await connection.run()
         finally:
             self.connections.pop(session_id, None)
             logger.info("live session %s closed", session_id)
 
+    async def _seat(self, access, username, session_id, settings, query, output, room_name, role, receive_audio):
+        """This connection's conversation and session: its own, or a seat in a shared room."""
+        requested_cid = query.get("conversation_id") or query.get("session_id")
+        if room_name is None:
+            conversation = Conversation(username, await access.open_conversation(username, requested_cid))
+            return conversation, lambda sink: self._session(session_id, conversation, settings, sink, query, output)
+
+        async def create_room(key: RoomKey) -> Room:
+            room_conversation = Conversation(
+                username, await access.open_conversation(username, requested_cid or key.default_conversation_id)
+            )
+            return Room(
+                key,
+                lambda sink: self._session(uuid.uuid4().hex, room_conversation, settings, sink, query, output),
+                settings.room_queue,
+            )
+
+        room = await self.rooms.open(username, room_name, max_per_owner=settings.limits.max_rooms_per_user, create=create_room)
+        return room.session.conversation, lambda sink: RoomMember(room, session_id, role, receive_audio, sink)
+
     def _session(self, session_id, conversation, settings, sink, query, output) -> LiveSession:
         vad_off = (query.get("vad") or "server").lower() in ("off", "client", "none")
         factory = self._services.endpointer
+        vad = None if vad_off or factory is None or self.vad is None else ServerVad(self.vad, lambda: factory(settings))
         return LiveSession(
             session_id=session_id,
             conversation=conversation,
@@ -116,7 +166,7 @@ class LiveServer:
             agent=self._services.agent,
             speech=self._services.speech,
             sink=sink,
-            endpointer_factory=None if vad_off or factory is None else (lambda: factory(settings)),
+            vad=vad,
             output=output,
             reports_playback=query.get("report_playback") in ("1", "true"),
         )
@@ -138,8 +188,10 @@ class LiveServer:
             return None
         return OutputFormat(fmt, rate)
 
-    async def _authenticate(self, access: Access, websocket: WebSocket, settings: LiveSettings) -> str:
-        creds = extract(websocket)
+    async def authenticate(self, access: Access, conn: HTTPConnection, settings: LiveSettings | None = None) -> str:
+        """The username these credentials speak for, or AuthError."""
+        settings = settings or self._settings()
+        creds = extract(conn)
         if creds.token:
             return access.verify_dashboard_token(creds.token)
         if creds.api_key:
@@ -165,6 +217,9 @@ class LiveServer:
             if not self.connections:
                 break
             await asyncio.sleep(0.05)
+        await self.rooms.close_all()
+        if self.vad is not None:
+            await self.vad.aclose()
 
     def status(self) -> dict[str, Any]:
         lags = [lag for c in self.connections.values() for lag in c.session.vad_lags_ms]
@@ -173,5 +228,6 @@ class LiveServer:
             "sessions": len(self.connections),
             "users": len({c.username for c in self.connections.values()}),
             "busy": sum(1 for c in self.connections.values() if c.session.busy),
+            "rooms": len(self.rooms.rooms),
             "vad_lag_p99_ms": round(p99, 2),
         }

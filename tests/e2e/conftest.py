@@ -87,6 +87,12 @@ def mic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MicWavs]:
         tts.close()
 
 
+@pytest.fixture
+def quiet_mic(tmp_path: Path) -> Path:
+    """A silent microphone, for tests that type or bridge their input (no Piper needed)."""
+    return write_wav(tmp_path / "quiet.wav", _silence(0.5))
+
+
 @pytest.fixture(scope="module")
 def playwright_sync():
     """One Playwright driver for the module (the sync API: the server runs in its own thread)."""

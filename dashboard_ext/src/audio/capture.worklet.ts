@@ -3,7 +3,7 @@
  * resamples it to 16 kHz, and posts fixed-size PCM16 frames with their RMS level:
  * `{ pcm: ArrayBuffer, rms: number }` (the buffer is transferred).
  */
-import { Downsampler, FrameAssembler, TARGET_SAMPLE_RATE, floatTo16BitPcm, rms } from './pcm'
+import { Downsampler, FrameAssembler, MIC_FRAME_MS, TARGET_SAMPLE_RATE, floatTo16BitPcm, frameSamples, rms } from './pcm'
 
 export interface CaptureOptions {
   targetRate: number
@@ -19,7 +19,7 @@ class LiveCaptureProcessor extends AudioWorkletProcessor {
     const opts = (options.processorOptions ?? {}) as Partial<CaptureOptions>
     const target = opts.targetRate ?? TARGET_SAMPLE_RATE
     this.resampler = new Downsampler(sampleRate, target)
-    this.frames = new FrameAssembler(opts.frameSize ?? Math.round(target / 50))
+    this.frames = new FrameAssembler(opts.frameSize ?? frameSamples(MIC_FRAME_MS, target))
   }
 
   process(inputs: Float32Array[][]): boolean {

@@ -6,6 +6,18 @@
 /** Output rate of the microphone stream the server expects. */
 export const TARGET_SAMPLE_RATE = 16000
 
+/**
+ * Length of each microphone frame sent to the server, in ms. 60 ms (1920 bytes of PCM16 at
+ * 16 kHz) is 17 WebSocket frames a second instead of 50 at 20 ms: the per-frame cost is what
+ * limits how many sessions one server holds, and 60 ms is still well inside the VAD's reaction time.
+ */
+export const MIC_FRAME_MS = 60
+
+/** Samples in one frame of `ms` milliseconds at `rate` Hz (60 ms at 16 kHz = 960). */
+export function frameSamples(ms: number, rate: number = TARGET_SAMPLE_RATE): number {
+  return Math.round((rate * ms) / 1000)
+}
+
 /** Float [-1, 1] samples to signed 16-bit little-endian PCM (clamped). */
 export function floatTo16BitPcm(input: Float32Array): Int16Array {
   const out = new Int16Array(input.length)
@@ -110,7 +122,7 @@ export class Downsampler {
 }
 
 /**
- * Collects samples into fixed-size frames (e.g. 320 samples = 20 ms at 16 kHz).
+ * Collects samples into fixed-size frames (e.g. 960 samples = 60 ms at 16 kHz).
  * `push` returns every frame that became complete.
  */
 export class FrameAssembler {

@@ -1,8 +1,9 @@
 import { computed, getCurrentScope, onScopeDispose, reactive, shallowRef, watch } from 'vue'
 import { Conversation } from '../lib/conversation'
 import { asServerFrame, CLOSE_POLICY_VIOLATION, UNAUTHORIZED, type ClientFrame } from '../lib/protocol'
+import { isRoomName, RoomView } from '../lib/room'
 import { countAudioSent, liveTest, record } from '../lib/testLog'
-import { liveSocketUrl, loginUrl, pageParams } from '../lib/urls'
+import { liveSocketUrl, loginUrl, overlayUrl, pageParams } from '../lib/urls'
 import { useAudioPlayer } from './useAudioPlayer'
 import { useDashboardAuth } from './useDashboardAuth'
 import { useLiveSocket, type CloseInfo, type WebSocketCtor } from './useLiveSocket'
@@ -37,6 +38,9 @@ export function useLiveSession(opts: LiveSessionOptions = {}) {
   const params = pageParams(loc.search)
   const auth = useDashboardAuth({ urlToken: params.token, storage: opts.storage })
   const conversationId = shallowRef(params.conversation_id)
+  /** The live room this page streams in as the streamer (`?room=`), or null. */
+  const room = shallowRef<string | null>(isRoomName(params.room) ? params.room : null)
+  const roomView = reactive(new RoomView(room.value))
   const conv = reactive(new Conversation())
   const rttMs = shallowRef<number | null>(null)
   const fatal = shallowRef<FatalError | null>(null)
@@ -49,24 +53,23 @@ export function useLiveSession(opts: LiveSessionOptions = {}) {
       if (socket.send(pcm)) countAudioSent(pcm.byteLength)
     },
   })
-  const socket = useLiveSocket(
-    () =>
-      auth.token.value
-        ? liveSocketUrl(loc, {
-            token: auth.token.value,
-            conversation_id: conversationId.value,
-            room: params.room,
-            report_playback: '1', // we send playback_report after stop_play
-          })
-        : null,
-    { onOpen, onMessage, onClose, shouldReconnect, WebSocketImpl: opts.WebSocketImpl },
-  )
-  const playback = useTurnPlayback(
-    player,
+  const socket = useLiveSocket(socketUrl, { onOpen, onMessage, onClose, shouldReconnect, WebSocketImpl: opts.WebSocketImpl })
+  const playback = useTurnPlayback(player, {
     send,
-    () => conv.currentTurn,
-    (turn, played) => conv.stopped(turn, played),
-  )
+    currentTurn: () => conv.currentTurn,
+    onStopped: (turn, played) => conv.stopped(turn, played),
+    // With its audio off, a room's streamer page plays nothing: what it "played" says nothing.
+    reportsPlayback: () => !room.value || roomView.audio,
+  })
+
+  function socketUrl(): string | null {
+    const token = auth.token.value
+    if (!token) return null
+    const playback = { report_playback: '1' } // we send playback_report after stop_play
+    if (!room.value) return liveSocketUrl(loc, { token, conversation_id: conversationId.value, ...playback })
+    // A room has its own conversation; the member that creates it does not choose it here.
+    return liveSocketUrl(loc, { token, room: room.value, role: 'streamer', audio: roomView.audio ? '1' : '0', ...playback })
+  }
 
   function send(frame: ClientFrame): boolean {
     const ok = socket.send(frame)
@@ -86,6 +89,7 @@ export function useLiveSession(opts: LiveSessionOptions = {}) {
     record('close', { code: info.code, reason: info.reason })
     playback.reset()
     conv.reset()
+    roomView.reset()
     rttMs.value = null
   }
 
@@ -103,8 +107,12 @@ export function useLiveSession(opts: LiveSessionOptions = {}) {
     const turn = 'turn' in frame ? frame.turn : undefined
     record('frame', { t: frame.t, turn, seq: 'seq' in frame ? frame.seq : undefined })
     conv.apply(frame)
-    if (frame.t === 'response') return playback.onResponse(frame)
-    if (frame.t === 'hello' && frame.data.conversation_id) rememberConversation(frame.data.conversation_id)
+    roomView.apply(frame)
+    if (frame.t === 'response') {
+      if (room.value && !roomView.audio) return // sent before the server saw our set_audio
+      return playback.onResponse(frame)
+    }
+    if (frame.t === 'hello' && frame.data.conversation_id && !room.value) rememberConversation(frame.data.conversation_id)
     else if (frame.t === 'stop_play') playback.onStopPlay(turn)
     else if (frame.t === 'pong' && typeof frame.data === 'number') rttMs.value = Math.round(performance.now() - frame.data)
     else if (frame.t === 'error' && frame.code) {
@@ -119,13 +127,45 @@ export function useLiveSession(opts: LiveSessionOptions = {}) {
   /** Keep the server's conversation id, in the socket URL and (on the real page) in the address bar. */
   function rememberConversation(id: string | null): void {
     conversationId.value = id
+    setPageParam('conversation_id', id)
+  }
+
+  /** Mirror a setting into the address bar (on the real page), so a reload keeps it. */
+  function setPageParam(key: string, value: string | null): void {
     if (opts.location || typeof window === 'undefined') return
     const url = new URL(window.location.href)
-    if (url.searchParams.get('conversation_id') === id) return
-    if (id) url.searchParams.set('conversation_id', id)
-    else url.searchParams.delete('conversation_id')
+    if (url.searchParams.get(key) === value) return
+    if (value) url.searchParams.set(key, value)
+    else url.searchParams.delete(key)
     window.history.replaceState(window.history.state, '', url)
   }
+
+  /** Stream in room `name` as its streamer (null: leave the room for the personal conversation). */
+  function setRoom(name: string | null): boolean {
+    const next = name?.trim() || null
+    if (next !== null && !isRoomName(next)) return false
+    if (next === room.value) return true
+    room.value = next
+    setPageParam('room', next)
+    fatal.value = null
+    playback.reset()
+    conv.clear()
+    roomView.reset()
+    roomView.requested = next
+    socket.open()
+    return true
+  }
+
+  /** Receive the room's audio on this page, or not (`set_audio`); other members are unaffected. */
+  function setRoomAudio(enabled: boolean): void {
+    roomView.audio = enabled
+    if (!enabled) player.stopAll()
+    send({ t: 'set_audio', enabled })
+  }
+
+  /** The OBS overlay for the current room, logged in with this page's JWT (it expires). */
+  const overlayHref = (withAudio = false): string | null =>
+    room.value && auth.token.value ? overlayUrl(loc, { room: room.value, token: auth.token.value, audio: withAudio }) : null
 
   /** Try again after a fatal refusal, optionally in a fresh conversation. */
   function retry(newConversation = false): void {
@@ -174,6 +214,8 @@ export function useLiveSession(opts: LiveSessionOptions = {}) {
     turn: conv.currentTurn,
     conversationId: conversationId.value,
     muted: mic.muted.value,
+    room: room.value,
+    roomAudio: roomView.audio,
     micActive: mic.active.value,
     micError: mic.error.value,
     playing: player.playing.value,
@@ -187,6 +229,11 @@ export function useLiveSession(opts: LiveSessionOptions = {}) {
     fatal,
     retry,
     conv,
+    room,
+    roomView,
+    setRoom,
+    setRoomAudio,
+    overlayHref,
     mic,
     player,
     orbState,

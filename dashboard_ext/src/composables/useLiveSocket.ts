@@ -38,9 +38,13 @@ export interface LiveSocketOptions {
   onClose?: (info: CloseInfo) => void
   /** Return false to stay closed after this close (e.g. an auth failure). @default () => true */
   shouldReconnect?: (info: CloseInfo) => boolean
+  /** Adjust the delay before reconnecting after `info` (`backoffMs` is the usual one). */
+  reconnectDelay?: (info: CloseInfo, backoffMs: number) => number
 }
 
 const OPEN = 1
+/** The server is restarting (the plugin reloads after a settings save): it is back in a moment. */
+export const CLOSE_SERVICE_RESTART = 1012
 
 /**
  * A WebSocket that reconnects with exponential backoff after drops (not after `close()`
@@ -132,12 +136,15 @@ export function useLiveSocket(url: MaybeRefOrGetter<string | null>, opts: LiveSo
       if (ev.code !== 1000 && ev.reason) lastError.value = ev.reason
       opts.onClose?.(info)
       if (explicitlyClosed || !(opts.shouldReconnect?.(info) ?? true)) status.value = 'closed'
-      else scheduleReconnect()
+      else scheduleReconnect(info)
     }
   }
 
-  function scheduleReconnect(): void {
-    const delay = backoffDelay(attempts.value)
+  function scheduleReconnect(info?: CloseInfo): void {
+    // A restart is not a failure of ours: start the backoff over, so the first retry comes quickly.
+    if (info?.code === CLOSE_SERVICE_RESTART) attempts.value = 0
+    const backoff = backoffDelay(attempts.value)
+    const delay = info && opts.reconnectDelay ? opts.reconnectDelay(info, backoff) : backoff
     attempts.value += 1
     status.value = 'reconnecting'
     retryInMs.value = delay

@@ -1,12 +1,12 @@
 import { getCurrentScope, onScopeDispose, shallowRef, watch } from 'vue'
 import { sharedAudioContext } from '../audio/context'
-import { levelFromRms, TARGET_SAMPLE_RATE } from '../audio/pcm'
+import { frameSamples, levelFromRms, MIC_FRAME_MS, TARGET_SAMPLE_RATE } from '../audio/pcm'
 import captureWorkletUrl from '../audio/capture.worklet.ts?worker&url'
 
 export type MicError = 'insecure' | 'unsupported' | 'denied' | 'no-device' | 'failed'
 
 export interface MicrophoneOptions {
-  /** Length of each PCM frame in ms (20-40 suits the server VAD). @default 20 */
+  /** Length of each PCM frame in ms. @default MIC_FRAME_MS (60) */
   frameMs?: number
   /** Receives each PCM16 LE mono 16 kHz frame while not muted. */
   onFrame?: (pcm: ArrayBuffer) => void
@@ -26,6 +26,9 @@ function classify(err: unknown): MicError {
 /** Microphone capture through the `live-capture` AudioWorklet, with mute, level and device switching. */
 export function useMicrophone(opts: MicrophoneOptions = {}) {
   const getContext = opts.context ?? sharedAudioContext
+  const frameMs = opts.frameMs ?? MIC_FRAME_MS
+  /** Level release per frame: the same fall speed whatever the frame length (0.85 per 20 ms). */
+  const release = 0.85 ** (frameMs / 20)
   const isSupported =
     typeof window !== 'undefined' && typeof AudioWorkletNode !== 'undefined' && !!navigator.mediaDevices?.getUserMedia
   const active = shallowRef(false)
@@ -76,7 +79,7 @@ export function useMicrophone(opts: MicrophoneOptions = {}) {
 
   function onPortMessage(ev: MessageEvent<{ pcm: ArrayBuffer; rms: number }>): void {
     const target = muted.value ? 0 : levelFromRms(ev.data.rms)
-    level.value = target > level.value ? target : level.value * 0.85 + target * 0.15
+    level.value = target > level.value ? target : level.value * release + target * (1 - release)
     if (!muted.value) opts.onFrame?.(ev.data.pcm)
   }
 
@@ -101,7 +104,7 @@ export function useMicrophone(opts: MicrophoneOptions = {}) {
         numberOfOutputs: 0,
         channelCount: 1,
         channelCountMode: 'explicit',
-        processorOptions: { targetRate: TARGET_SAMPLE_RATE, frameSize: (TARGET_SAMPLE_RATE * (opts.frameMs ?? 20)) / 1000 },
+        processorOptions: { targetRate: TARGET_SAMPLE_RATE, frameSize: frameSamples(frameMs) },
       })
       node.port.onmessage = onPortMessage
       attach(next)
@@ -156,7 +159,7 @@ export function useMicrophone(opts: MicrophoneOptions = {}) {
   }
   if (getCurrentScope()) onScopeDispose(() => {
     stop()
-    navigator.mediaDevices?.removeEventListener?.('devicechange', refreshDevices)
+    if (typeof navigator !== 'undefined') navigator.mediaDevices?.removeEventListener?.('devicechange', refreshDevices)
   })
 
   return { start, stop, setMuted, muted, active, level, isSupported, error, errorDetail, devices, deviceId, needsGesture }

@@ -5,18 +5,31 @@ import type { AudioPlayer } from './useAudioPlayer'
 
 type ResponseFrame = Extract<ServerFrame, { t: 'response' }>
 
+export interface TurnPlaybackOptions {
+  /** Sends a frame to the server (`playback_report`, `interrupt`). */
+  send: (frame: ClientFrame) => boolean
+  /** The turn in progress, for frames that carry no turn id. */
+  currentTurn: () => string | null
+  /** Called when a turn's playback was cut, with the ms that were played. */
+  onStopped?: (turn: string, playedMs: number) => void
+  /**
+   * Whether what this client played is what the user heard, so the server should hear the played
+   * ms. False for a client whose audio is off (a room member with `set_audio` off): then it sends
+   * no `playback_report` and an `interrupt` without `played_ms`, and the server keeps its estimate.
+   * @default always
+   */
+  reportsPlayback?: () => boolean
+}
+
 /**
  * The protocol side of playback: clips go to the player under their turn id; a server
  * `stop_play` or the user's interrupt kills the turn, and the server hears exactly once
  * how many ms of it were played (`interrupt{played_ms}` or `playback_report`).
  */
-export function useTurnPlayback(
-  player: AudioPlayer,
-  send: (frame: ClientFrame) => boolean,
-  currentTurn: () => string | null,
-  /** Called when a turn's playback was cut, with the ms that were played. */
-  onStopped: (turn: string, playedMs: number) => void = () => {},
-) {
+export function useTurnPlayback(player: AudioPlayer, opts: TurnPlaybackOptions) {
+  const { send, currentTurn } = opts
+  const onStopped = opts.onStopped ?? (() => {})
+  const reportsPlayback = opts.reportsPlayback ?? (() => true)
   /** Turns whose played ms the server already has. */
   const reported = new Set<string>()
 
@@ -37,7 +50,7 @@ export function useTurnPlayback(
     if (!target) return player.stopAll()
     const played = player.drop(target)
     onStopped(target, played)
-    if (!reported.has(target)) send({ t: 'playback_report', turn: target, played_ms: played })
+    if (!reported.has(target) && reportsPlayback()) send({ t: 'playback_report', turn: target, played_ms: played })
     reported.add(target)
   }
 
@@ -49,7 +62,7 @@ export function useTurnPlayback(
       reported.add(turn)
       onStopped(turn, played)
     }
-    send({ t: 'interrupt', turn, played_ms: played })
+    send(reportsPlayback() ? { t: 'interrupt', turn, played_ms: played } : { t: 'interrupt', turn })
   }
 
   /** The connection is gone: so are its turns. */

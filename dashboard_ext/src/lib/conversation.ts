@@ -1,5 +1,5 @@
 import { heardPrefix, type SpokenSentence } from './heard'
-import type { HelloData, ServerFrame, ServerState, Timeline } from './protocol'
+import type { HelloData, ServerFrame, ServerState, Timeline, Viewer } from './protocol'
 
 export interface TranscriptEntry {
   id: number
@@ -14,6 +14,8 @@ export interface TranscriptEntry {
   pending?: boolean
   /** For notices: an error code from the server. */
   code?: string
+  /** For a turn made from viewer input (live rooms): the viewers it answers. */
+  viewers?: Viewer[]
   ts: number
 }
 
@@ -21,6 +23,8 @@ export interface Caption {
   turn: string | null
   user: string
   bot: string
+  /** For a viewer turn: the viewers instead of `user` (which is the prompt the character was given). */
+  viewers?: Viewer[]
 }
 
 export interface TurnMetrics {
@@ -63,12 +67,14 @@ export class Conversation {
       case 'vad':
         this.userSpeaking = frame.data.state === 'speech_start'
         break
-      case 'user_msg':
+      case 'user_msg': {
         this.userSpeaking = false
         this.startTurn(turn)
-        this.caption = { turn: turn ?? null, user: frame.data.text, bot: '' }
-        this.push({ role: 'user', turn, text: frame.data.text })
+        const viewers = frame.data.viewers?.length ? frame.data.viewers : undefined
+        this.caption = { turn: turn ?? null, user: frame.data.text, bot: '', viewers }
+        this.push({ role: 'user', turn, text: frame.data.text, viewers })
         break
+      }
       case 'transcript_empty':
         this.userSpeaking = false
         // "echo" means the microphone only heard the character itself: nothing to tell the user.
@@ -117,6 +123,18 @@ export class Conversation {
     entry.interrupted = true
     const heard = heardPrefix(entry.text, this.spoken.get(turn) ?? [], playedMs)
     if (heard !== null) entry.heard = heard
+  }
+
+  /** Another conversation starts (e.g. the page joined a room): forget this one. */
+  clear(): void {
+    this.reset()
+    this.entries = []
+    this.caption = { turn: null, user: '', bot: '' }
+    this.currentTurn = null
+    this.metrics = null
+    this.hello = null
+    this.deltaTurns.clear()
+    this.spoken.clear()
   }
 
   /** The connection dropped: nothing is in flight any more. */

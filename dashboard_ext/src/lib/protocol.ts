@@ -5,6 +5,29 @@
 
 export type ServerState = 'listening' | 'thinking' | 'speaking'
 
+/** A member's part in a live room (docs/live-api.md, "Live rooms"). */
+export type RoomRole = 'streamer' | 'bridge' | 'listener'
+
+/** Members of a room by role; a role nobody has may be missing. */
+export type RoomMembers = Partial<Record<RoomRole, number>>
+
+/** The `room` snapshot every member receives on joining and after changes. */
+export interface RoomSnapshot {
+  name: string
+  state: ServerState
+  queue: number
+  members: RoomMembers
+  you: { role: RoomRole; audio: boolean }
+}
+
+/** One viewer whose input a turn answers (`user_msg.data.viewers`). */
+export interface Viewer {
+  name: string
+  kind?: 'danmaku' | 'superchat' | 'gift' | 'guard' | 'entry' | string
+  text?: string
+  value?: number
+}
+
 export interface HelloData {
   protocol: string
   version: number
@@ -15,6 +38,8 @@ export interface HelloData {
   input_audio?: { format: string; sample_rate: number }
   output_audio?: { format: string; sample_rate: number | null }
   features?: string[]
+  /** Present when this connection joined a room. */
+  room?: { name: string; role: RoomRole; audio: boolean }
 }
 
 /** Milestones of one turn, in ms from the turn's start (`speech_end` or `text_in` = 0); any may be missing. */
@@ -34,7 +59,7 @@ export type ServerFrame =
   | { t: 'hello'; data: HelloData }
   | { t: 'state'; data: { state: ServerState } }
   | { t: 'vad'; data: { state: 'speech_start' | 'speech_end' } }
-  | { t: 'user_msg'; turn?: string; data: { text: string; ts?: number } }
+  | { t: 'user_msg'; turn?: string; data: { text: string; ts?: number; viewers?: Viewer[] } }
   | { t: 'transcript_empty'; turn?: string; data?: { reason?: 'empty_transcript' | 'echo' } }
   | { t: 'bot_delta_chunk'; turn?: string; data: { text: string } }
   | { t: 'bot_text_chunk'; turn?: string; seq?: number; data: { text: string } }
@@ -54,6 +79,9 @@ export type ServerFrame =
   | { t: 'metrics'; turn?: string; data: { timeline?: Timeline; [key: string]: unknown } }
   | { t: 'error'; code?: string; data?: string; turn?: string }
   | { t: 'pong'; data?: unknown }
+  | { t: 'configured'; data?: { output_audio?: unknown; receive_audio?: boolean } }
+  | { t: 'room'; data: RoomSnapshot }
+  | { t: 'viewer_dropped'; data?: { reason?: string } }
 
 export type ClientFrame =
   | { t: 'text_input'; text: string }
@@ -62,6 +90,7 @@ export type ClientFrame =
   | { t: 'unmute' }
   | { t: 'ping'; data?: unknown }
   | { t: 'playback_report'; turn: string; played_ms: number }
+  | { t: 'set_audio'; enabled: boolean }
 
 /** Error codes the page reacts to specially. */
 export const UNAUTHORIZED = 'UNAUTHORIZED'

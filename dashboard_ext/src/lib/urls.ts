@@ -12,9 +12,6 @@ export function pathPrefix(pathname: string): string {
   return pathname.replace(/\/[^/]*$/, '')
 }
 
-/** Query parameters of the page that are forwarded to the socket. */
-export const FORWARDED_PARAMS = ['conversation_id', 'room'] as const
-
 export interface PageParams {
   /** Token given in the page URL (kiosk / overlay use); overrides localStorage. */
   token: string | null
@@ -34,6 +31,27 @@ export function liveSocketUrl(loc: Loc, params: Record<string, string | null | u
   for (const [key, value] of Object.entries(params)) if (value) q.set(key, value)
   const qs = q.toString()
   return `${scheme}//${loc.host}${pathPrefix(loc.pathname)}/api/v1/live/ws${qs ? `?${qs}` : ''}`
+}
+
+export interface OverlayParams {
+  room: string
+  /** A dashboard JWT (expires), or… */
+  token?: string
+  /** …an API key with the username it speaks for (lasts until revoked). */
+  api_key?: string
+  username?: string
+  /** Let the overlay play the character's voice (OBS then streams it). */
+  audio?: boolean
+}
+
+/** The OBS overlay page for a room: <origin><prefix>/live/overlay?room=…&token=… */
+export function overlayUrl(loc: Pick<Location, 'protocol' | 'host' | 'pathname'>, p: OverlayParams): string {
+  const q = new URLSearchParams({ room: p.room })
+  if (p.token) q.set('token', p.token)
+  if (p.api_key) q.set('api_key', p.api_key)
+  if (p.username) q.set('username', p.username)
+  if (p.audio) q.set('audio', '1')
+  return `${loc.protocol}//${loc.host}${pathPrefix(loc.pathname)}/live/overlay?${q}`
 }
 
 /** The AstrBot dashboard (hash router) at the same prefix. */

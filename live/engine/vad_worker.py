@@ -1,0 +1,232 @@
+"""Server VAD for every session of a server, in one thread hop per cycle.
+
+One thread hop per microphone chunk per session (the old `_vad_loop`) cost more GIL
+than the VAD itself at 50 sessions. Here sessions only append to their stream's queue
+(no await, never blocks); one worker task takes the pending audio of every stream,
+runs all the end-pointers in one job on its own thread (`feed_streams`: streams on a
+shared Silero model are scored in one batch), and hands each stream's events back on
+the event loop, in order.
+
+Ownership: the server holds the `VadWorker`; each session opens one `VadStream` and
+closes it. The worker's task starts with the first open stream and ends by itself
+when the last one closes; `aclose()` ends everything (plugin unload).
+
+Example:
+    >>> stream = worker.open_stream(make_endpointer, on_event, lags)
+    >>> stream.push(pcm)     # from the receive loop; events arrive later via on_event
+    >>> stream.close()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from ..audio.vad import Endpointer, VadEvent
+from ..audio.vad_batch import feed_streams
+
+log = logging.getLogger("astrbot")
+
+MAX_BACKLOG_BYTES = 5 * 16000 * 2
+"""Audio a stream may have waiting (5 s at 16 kHz); past it the oldest chunks are dropped."""
+CYCLE_MS = 5.0
+"""A cycle starts at most this often: audio that arrives meanwhile joins the same batch."""
+
+
+class VadStream:
+    """One session's microphone, as seen by the worker. Create with `VadWorker.open_stream`."""
+
+    __slots__ = ("_deliver", "_pending", "_pending_bytes", "_worker", "closed", "dropped_chunks", "endpointer",
+                 "failed", "lags_ms")  # fmt: skip
+
+    def __init__(self, worker: VadWorker, deliver: Callable[[VadEvent], None], lags_ms: deque[float]) -> None:
+        self._worker = worker
+        self._deliver = deliver
+        self._pending: deque[tuple[bytes, float]] = deque()  # (pcm, queued at)
+        self._pending_bytes = 0
+        self.endpointer: Endpointer | None = None  # built off the loop; audio queues meanwhile
+        self.lags_ms = lags_ms
+        self.dropped_chunks = 0
+        self.failed = False
+        self.closed = False
+
+    def __repr__(self) -> str:
+        return f"VadStream(pending={self._pending_bytes} B, ready={self.endpointer is not None}, closed={self.closed})"
+
+    @property
+    def backlog_bytes(self) -> int:
+        return self._pending_bytes
+
+    def push(self, pcm: bytes) -> None:
+        """Queue microphone audio (PCM16 at the endpointer's rate); never blocks."""
+        if self.closed or self.failed or not pcm:
+            return
+        self._pending.append((pcm, self._worker.clock()))
+        self._pending_bytes += len(pcm)
+        while self._pending_bytes > MAX_BACKLOG_BYTES and len(self._pending) > 1:
+            # Lagging: drop the oldest audio rather than fall further behind.
+            self._pending_bytes -= len(self._pending.popleft()[0])
+            self.dropped_chunks += 1
+        self._worker.mark(self)
+
+    def close(self) -> None:
+        """Unregister: no more events; the endpointer (and its model state) is released."""
+        if self.closed:
+            return
+        self.closed = True
+        self._pending.clear()
+        self._pending_bytes = 0
+        self.endpointer = None
+        self._worker.forget(self)
+
+    def _take(self) -> tuple[bytes, float] | None:
+        """All pending audio and when its oldest chunk was queued."""
+        if not self._pending or self.endpointer is None:
+            return None
+        queued_at = self._pending[0][1]
+        pcm = b"".join(chunk for chunk, _ in self._pending)
+        self._pending.clear()
+        self._pending_bytes = 0
+        return pcm, queued_at
+
+    def _emit(self, events: list[VadEvent]) -> None:
+        for event in events:
+            if self.closed:  # an event may close the session
+                return
+            try:
+                self._deliver(event)
+            except Exception:
+                log.exception("live VAD: handling %s failed", type(event).__name__)
+
+
+class VadWorker:
+    """Runs the server VAD of all streams: one thread, one hop per cycle."""
+
+    def __init__(self, *, cycle_ms: float = CYCLE_MS, clock: Callable[[], float] = time.monotonic) -> None:
+        self.cycle_s = cycle_ms / 1000
+        self.clock = clock
+        self._streams: set[VadStream] = set()
+        self._marked: dict[VadStream, None] = {}  # streams with audio waiting, in arrival order
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self.closed = False
+
+    def __repr__(self) -> str:
+        return f"VadWorker(streams={len(self._streams)}, running={self.running})"
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    @property
+    def streams(self) -> int:
+        return len(self._streams)
+
+    def open_stream(
+        self,
+        make_endpointer: Callable[[], Endpointer],
+        deliver: Callable[[VadEvent], None],
+        lags_ms: deque[float] | None = None,
+    ) -> VadStream:
+        """Register a stream (on the event loop). Its endpointer is built in the default
+        executor, never on the loop; `deliver` gets its events on the loop, in order, and
+        `lags_ms` each cycle's queue -> events lag of its oldest audio."""
+        if self.closed:
+            raise RuntimeError("the VAD worker is closed")
+        stream = VadStream(self, deliver, lags_ms if lags_ms is not None else deque(maxlen=1024))
+        self._streams.add(stream)
+        loop = asyncio.get_running_loop()
+        loop.run_in_executor(None, make_endpointer).add_done_callback(lambda f: self._ready(stream, f))
+        if not self.running:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="live-vad")
+            self._wake = asyncio.Event()  # bound to this loop (a reloaded plugin may run on another)
+            self._task = asyncio.create_task(self._run(), name="live-vad-worker")
+        return stream
+
+    def mark(self, stream: VadStream) -> None:
+        """`stream` has audio waiting."""
+        self._marked[stream] = None
+        self._wake.set()
+
+    def forget(self, stream: VadStream) -> None:
+        self._streams.discard(stream)
+        self._marked.pop(stream, None)
+        self._wake.set()  # the task ends when the last stream is gone
+
+    async def aclose(self) -> None:
+        """Close every stream, end the task and the thread."""
+        self.closed = True
+        for stream in list(self._streams):
+            stream.close()
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+    def _ready(self, stream: VadStream, made: asyncio.Future) -> None:
+        if stream.closed or made.cancelled():
+            return
+        if made.exception() is not None:
+            stream.failed = True
+            stream._pending.clear()
+            stream._pending_bytes = 0
+            self._marked.pop(stream, None)
+            log.error("live VAD: building the endpointer failed: %s", made.exception())
+            return
+        stream.endpointer = made.result()
+        self._wake.set()  # its audio waited in `_marked`
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        assert self._executor is not None
+        executor = self._executor
+        last = 0.0
+        while self._streams:
+            await self._wake.wait()
+            self._wake.clear()
+            wait = last + self.cycle_s - self.clock()
+            if wait > 0:
+                await asyncio.sleep(wait)  # let more audio join this cycle's batch
+            last = self.clock()
+            batch = []
+            for s in list(self._marked):
+                taken = s._take()  # None while its endpointer is being built: it stays marked
+                if taken is not None:
+                    batch.append((s, taken))
+                    del self._marked[s]
+            if not batch:
+                continue
+            work = [(s.endpointer, taken[0]) for s, taken in batch]
+            job: Future = executor.submit(feed_streams, work)
+            try:
+                results = await asyncio.wrap_future(job, loop=loop)
+            except Exception:
+                log.exception("live VAD: a cycle over %d streams failed; their audio is dropped", len(batch))
+                continue
+            done = self.clock()
+            for (stream, (_, queued_at)), events in zip(batch, results):
+                if stream.closed:
+                    continue
+                stream.lags_ms.append((done - queued_at) * 1000)
+                stream._emit(events)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerVad:
+    """What a session needs for server VAD: the shared worker and how to build its endpointer."""
+
+    worker: VadWorker
+    make_endpointer: Callable[[], Endpointer]
+
+    def open(self, deliver: Callable[[VadEvent], None], lags_ms: deque[float]) -> VadStream:
+        return self.worker.open_stream(self.make_endpointer, deliver, lags_ms)

@@ -1,0 +1,1 @@
+"""Live rooms: shared sessions for streams, and their viewer queue."""
