@@ -12,10 +12,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from astrbot.api import logger
+from astrbot.core import db_helper
 
 from ..errors import AuthError
 
 SendJson = Callable[[dict], Awaitable[None]]
+MAX_BOUND_SESSIONS = 8
 
 
 class ChatBridge:
@@ -27,6 +29,7 @@ class ChatBridge:
         self._send = send_json
         self._session = self._service.create_session(username)
         self._tasks: set[asyncio.Task] = set()
+        self._bound: set[str] = {conversation_id}
 
     async def handle(self, message: dict) -> None:
         kind = message.get("t")
@@ -37,8 +40,16 @@ class ChatBridge:
             except AuthError as exc:
                 await self._send({"ct": "chat", "t": "error", "code": exc.code.value, "data": exc.message})
                 return
+        if kind == "bind" and not self._may_bind(str(message.get("session_id"))):
+            await self._send({"ct": "chat", "t": "error", "code": "TOO_MANY_SESSIONS",
+                              "data": f"at most {MAX_BOUND_SESSIONS} chat sessions per connection"})  # fmt: skip
+            return
         if kind != "send":
             await self._service.handle_chat_message(self._session, message, self._send)
+            return
+        if not await self._quotes_are_own(message):
+            await self._send({"ct": "chat", "t": "error", "code": "FORBIDDEN",
+                              "data": "a reply part quotes a message of another user"})  # fmt: skip
             return
         request_id = str(message.get("message_id") or "")
         active = self._session.chat_request_tasks.get(request_id)
@@ -53,6 +64,33 @@ class ChatBridge:
             self._session.chat_request_tasks[request_id] = task
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _may_bind(self, session_id: str) -> bool:
+        """Each bound session holds a host subscription task for the socket's life: cap them."""
+        if session_id in self._bound or len(self._bound) < MAX_BOUND_SESSIONS:
+            self._bound.add(session_id)
+            return True
+        return False
+
+    async def _quotes_are_own(self, message: dict) -> bool:
+        """The host loads any quoted record by id; only the user's own conversations may be quoted."""
+        parts = message.get("message")
+        for part in parts if isinstance(parts, list) else []:
+            if not isinstance(part, dict) or part.get("type") != "reply" or part.get("message_id") is None:
+                continue
+            try:
+                record = await db_helper.get_platform_message_history_by_id(int(part["message_id"]))
+            except (TypeError, ValueError):
+                return False
+            if record is None:
+                continue
+            if record.platform_id != "webchat":
+                return False
+            try:
+                await self._access.open_conversation(self._username, str(record.user_id))
+            except AuthError:
+                return False
+        return True
 
     async def _run(self, message: dict) -> None:
         try:

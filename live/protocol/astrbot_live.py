@@ -31,6 +31,11 @@ def parse_object(raw: str) -> dict[str, Any]:
         raise ProtocolError(ErrorCode.INVALID_MESSAGE_FORMAT, f"frame is not valid JSON: {exc}") from None
     if not isinstance(frame, dict):
         raise ProtocolError(ErrorCode.INVALID_MESSAGE_FORMAT, "frame must be a JSON object")
+    if "\\ud" in raw.lower():  # a lone surrogate escape would make every echo of the text unsendable
+        try:
+            json.dumps(frame, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ProtocolError(ErrorCode.INVALID_MESSAGE_FORMAT, "frame holds a lone UTF-16 surrogate") from None
     return frame
 
 
@@ -53,7 +58,7 @@ def optional_int(frame: dict[str, Any], key: str) -> int | None:
     value = frame.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 2**53:
         raise ProtocolError(ErrorCode.INVALID_MESSAGE_FORMAT, f"'{key}' must be a non-negative number")
     return int(value)
 

@@ -73,9 +73,18 @@ class Connection:
             await self._close_socket(self._close_code or CloseCode.NORMAL)
 
     async def close(self, code: int, reason: str) -> None:
-        """Ask the connection to end (plugin reload, shutdown); `run()` cleans up."""
+        """Ask the connection to end (plugin reload, shutdown), saying why first; `run()` cleans up."""
         self._close_code = code
+        self.outbox.put(ErrorRaised(ErrorCode.NOT_AVAILABLE, reason))
+        await self._drained(timeout_s=1.0)
         await self._close_socket(code, reason)
+
+    async def _drained(self, timeout_s: float, sender: asyncio.Task | None = None) -> None:
+        """Wait (briefly) until queued frames went out."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while len(self.outbox) and not (sender is not None and sender.done()) and loop.time() < deadline:
+            await asyncio.sleep(0.01)
 
     # ------------------------------------------------------------ receive
 
@@ -181,9 +190,7 @@ class Connection:
     async def _flush_outbox(self, sender: asyncio.Task) -> None:
         """Let already-queued frames (an error that explains the close) go out, briefly."""
         try:
-            deadline = asyncio.get_running_loop().time() + 1.0
-            while len(self.outbox) and not sender.done() and asyncio.get_running_loop().time() < deadline:
-                await asyncio.sleep(0.01)
+            await self._drained(timeout_s=1.0, sender=sender)
         finally:
             self.outbox.close()
             sender.cancel()

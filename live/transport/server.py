@@ -202,11 +202,20 @@ class LiveServer:
 
     @staticmethod
     async def _refuse(websocket: WebSocket, code: ErrorCode, message: str, close_code: int) -> None:
+        """Error frame, close, then read (and drop) what the client already sent until it closes too:
+        closing with unread frames resets the TCP connection, and the client would never learn why."""
+        closing: asyncio.Task | None = None
         try:
             await websocket.send_text(dumps({"t": "error", "code": code.value, "data": message}))
-            await websocket.close(code=int(close_code), reason=message[:120])
+            closing = asyncio.create_task(websocket.close(code=int(close_code), reason=message[:120]))
+            async with asyncio.timeout(2.0):
+                while (await websocket.receive())["type"] != "websocket.disconnect":
+                    pass
         except Exception:
             pass
+        finally:
+            if closing is not None:
+                await asyncio.gather(closing, return_exceptions=True)
 
     async def close_all(self, code: int, reason: str) -> None:
         """Close every live socket with a clear code and wait for their cleanup."""
