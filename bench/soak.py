@@ -55,8 +55,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--turn-every", type=float, default=30.0, metavar="S", help="seconds between a session's questions")
     ap.add_argument("--interrupt-share", type=float, default=0.3, help="share of answers cut at their first audio")
     ap.add_argument("--warmup", type=float, default=None, metavar="S",
-                    help="seconds before the RSS baseline (default: a fifth of the run, 10-120 s)")  # fmt: skip
+                    help="seconds before the RSS baseline (default: a fifth of the run, 10-120 s, but at least "
+                         "two question cycles and at most half the run)")  # fmt: skip
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    ap.add_argument("--tracemalloc", action="store_true",
+                    help="diagnose growth: trace allocations from the warm-up on and report where the memory "
+                         "still held at the end was allocated (slows the server)")  # fmt: skip
     return ap.parse_args(argv)
 
 
@@ -226,7 +230,7 @@ async def soak(astrbot, providers, args) -> dict:
 
     me = psutil.Process()
     duration_s = args.minutes * 60
-    warmup_s = args.warmup if args.warmup is not None else min(120.0, max(10.0, duration_s / 5))
+    warmup_s = args.warmup if args.warmup is not None else default_warmup(duration_s, args.turn_every)
     pcm, source = microphone_cycle(args.turn_every)
     urls = [astrbot.ws_url(token=astrbot.jwt(f"soak-{i}"), audio_format="wav") for i in range(args.sessions)]
     rss_boot = me.memory_info().rss
@@ -245,8 +249,14 @@ async def soak(astrbot, providers, args) -> dict:
             f"streaming for {args.minutes:g} min, RSS baseline after {warmup_s:.0f} s")  # fmt: skip
         t0 = time.monotonic()
         next_log = t0 + 60
+        tracing = False
         while not parent.poll():
             await asyncio.sleep(SAMPLE_EVERY_S)
+            if args.tracemalloc and not tracing and time.monotonic() - t0 >= warmup_s:
+                import tracemalloc
+
+                tracemalloc.start(8)
+                tracing = True
             total, live = await asyncio.to_thread(server_tasks, astrbot)
             plugin_sessions = await asyncio.to_thread(astrbot.call, _open_sessions(astrbot))
             samples.append({"t_s": round(time.monotonic() - t0, 1), "rss_mb": round(me.memory_info().rss / 2**20, 1),
@@ -260,6 +270,7 @@ async def soak(astrbot, providers, args) -> dict:
             if time.monotonic() - t0 > duration_s + 120:
                 raise TimeoutError("the load process overran its duration")
         done = await _recv(parent, 120)
+        held = _still_held() if tracing else None
     finally:
         proc.join(30)
         if proc.is_alive():
@@ -321,6 +332,8 @@ async def soak(astrbot, providers, args) -> dict:
                   "after_settle": tasks_end[0], "live_after_settle": tasks_end[1], "settle_s": round(settle_s, 1)},
         "samples": samples,
     }
+    if held is not None:
+        result["held_since_warmup"] = held
     result["passed"] = bool(
         result["error_frames"] == 0
         and result["dropped_connections"] == 0
@@ -331,6 +344,28 @@ async def soak(astrbot, providers, args) -> dict:
         and completed > 0
     )
     return result
+
+
+def _still_held(top: int = 20) -> list[dict]:
+    """Memory allocated after the warm-up and still held at the end of the load, by where it was allocated."""
+    import gc
+    import tracemalloc
+
+    gc.collect()  # what is only garbage in a reference cycle is not held
+    snapshot = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    stats = snapshot.statistics("traceback")[:top]
+    return [
+        {"kib": round(s.size / 1024, 1), "blocks": s.count,
+         "where": [f"{f.filename.split('site-packages/')[-1]}:{f.lineno}" for f in s.traceback][-4:]}
+        for s in stats
+    ]  # fmt: skip
+
+
+def default_warmup(duration_s: float, turn_every_s: float) -> float:
+    """Until every session has asked twice (its conversation, history and the host's per-conversation
+    state exist, the title is generated): a fifth of the run, at least two question cycles, at most half."""
+    return min(duration_s / 2, max(10.0, min(120.0, duration_s / 5), 2 * turn_every_s + 30))
 
 
 def _open_sessions(astrbot):

@@ -22,6 +22,10 @@ from .segmenter import Segmenter, UnspokenFilter, speakable
 _DONE = object()
 
 
+def _ignore(*_args: object) -> None:
+    pass
+
+
 @dataclass(frozen=True, slots=True)
 class OutputFormat:
     audio_format: str = "wav"  # "wav": one WAV per sentence; "pcm16": chunks as they come
@@ -94,6 +98,9 @@ class SpeechStage:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        # The callbacks are the turn's bound methods and the turn holds this stage: let go of them, so
+        # a finished turn (its utterance, its audio) is freed at once, not at the next full GC pass.
+        self._emit = self._mark = self._on_voiced = _ignore
 
     def _add(self, text: str) -> None:
         if not self._sentences:

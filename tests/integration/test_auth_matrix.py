@@ -277,8 +277,8 @@ def sessions_of(astrbot, username: str) -> int:
 
 async def open_socket(astrbot, endpoint: Endpoint, presented: Presented, username: str) -> tuple[str, Any]:
     """("accepted", frames) once the session exists and answers the dialect's ping, else
-    ("refused", (close code, frames)). Nothing is sent before the verdict: a refused socket
-    with frames still unread can lose its refusal (see the xfail test below)."""
+    ("refused", (close code, frames)). Nothing is sent before the verdict, so a cell tests the
+    credentials alone (sending early is `test_no_frame_is_processed_before_auth`)."""
     before = sessions_of(astrbot, username)
     url = astrbot.ws_url(endpoint.path, **endpoint.query, **presented.query)
     async with websockets.connect(url, open_timeout=10) as ws:
@@ -412,8 +412,7 @@ async def test_no_frame_is_processed_before_auth(astrbot, keys, fake, credential
     fake.script_transcript("this must never be transcribed")
     presented = next(c for c in CREDENTIALS if c.name == credential).make(astrbot, keys, "matrix-early")
     close, seen = await send_then_read(astrbot.ws_url(**query, **presented.query), HOSTILE_BEFORE_AUTH)
-    # The refusal itself can be lost when frames are still unread at the close (see the xfail below).
-    assert (close, [f["t"] for f in seen]) in ((1008, ["error"]), (None, ["error"]), (None, [])), (close, seen)
+    assert close == 1008 and [f["t"] for f in seen] == ["error"], (close, seen)
     await asyncio.sleep(0.3)  # anything processed would have reached the providers by now
     assert fake.chats == [] and fake.transcriptions == [] and fake.speeches == []
 
@@ -421,8 +420,8 @@ async def test_no_frame_is_processed_before_auth(astrbot, keys, fake, credential
 async def test_a_refusal_reaches_a_client_that_streamed_before_the_verdict(astrbot):
     """A client with an expired token starts sending at once: it must still learn why it was refused.
 
-    Without the fix about two attempts in three lose the close (and some the error frame too), so ten
-    attempts fail reliably; with it every attempt gets the refusal.
+    The server used to close with the client's frames unread, which reset the connection: about two
+    attempts in three lost the close (some the error frame too). Ten attempts catch a regression.
     """
     url = astrbot.ws_url(token=astrbot.jwt("matrix-streamer", expires_in=-60))
     frames = [json.dumps({"t": "text_input", "text": "hello"})] * 140

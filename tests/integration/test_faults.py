@@ -617,3 +617,36 @@ async def test_astrbot_stop_with_20_open_sessions(astrbot_stopped):
 async def test_astrbot_stop_tells_every_client_why(astrbot_stopped):
     for _code, frames in astrbot_stopped.closes:
         assert any(f.get("t") == "error" and f.get("code") == "NOT_AVAILABLE" for f in frames), frames[-3:]
+
+
+# ---------------------------------------------------------------- a finished turn is freed at once
+
+
+async def test_a_finished_turn_is_freed_without_waiting_for_the_cyclic_gc(astrbot, connect, fake):
+    """Found by the soak: turns lived until a full GC pass (the turn and its speech stage held each other),
+    so a busy server's memory grew for minutes. With the GC paused, a finished turn must still go."""
+    import gc
+    import weakref
+
+    client = await connect(conversation_id="fault-freed-turn")
+    fake.script_reply("The first answer, in two parts. Here is the second.")
+    await client.send({"t": "text_input", "text": "first question"})
+    first = await client.until("user_msg")
+    await client.until("end", turn=first["turn"], timeout=20)
+
+    async def current_turn():
+        plugin = astrbot.plugin()
+        connection = next(c for c in plugin.server.connections.values() if c.session.conversation.conversation_id == "fault-freed-turn")
+        return weakref.ref(connection.session._turn)
+
+    ref = astrbot.call(current_turn)
+    gc.disable()  # process-wide: AstrBot's thread too
+    try:
+        fake.script_reply("The second answer.")
+        await client.send({"t": "text_input", "text": "second question"})
+        second = await client.until("user_msg")
+        await client.until("end", turn=second["turn"], timeout=20)
+        await client.until("state", data={"state": "listening"})
+        assert await eventually(lambda: ref() is None, timeout=5), gc.get_referrers(ref())[:5] if ref() else None
+    finally:
+        gc.enable()
