@@ -1,4 +1,6 @@
-"""Fixtures for integration tests that need real speech."""
+"""Fixtures shared by the integration tests: plugin settings for one test, real speech."""
+
+from dataclasses import replace
 
 import pytest
 
@@ -18,3 +20,24 @@ def say():
     tts.load()
     yield lambda text, rate=16000: resample_pcm16(tts.synthesize(text), tts.sample_rate, rate)
     tts.close()
+
+
+@pytest.fixture
+def tune(astrbot):
+    """`tune(**fields)` changes the plugin's settings for this test (new connections see them)."""
+    plugin = astrbot.plugin()
+    saved = plugin.settings
+
+    def apply(**fields):
+        async def go():
+            plugin.settings = replace(saved, **fields)
+
+        astrbot.call(go)
+        return plugin.settings
+
+    yield apply
+
+    async def restore():
+        plugin.settings = saved
+
+    astrbot.call(restore)

@@ -443,28 +443,14 @@ async def test_refused_sockets_leave_no_session_behind(astrbot, keys):
     assert astrbot.call(open_sessions) == before
 
 
-async def test_api_keys_can_be_turned_off(astrbot, keys):
-    plugin = astrbot.plugin()
-    saved = plugin.settings
-
-    async def keys_off():
-        from dataclasses import replace
-
-        plugin.settings = replace(saved, open_api_enabled=False)
-
-    async def restore():
-        plugin.settings = saved
-
-    astrbot.call(keys_off)
-    try:
-        client = await LiveClient.open(astrbot.ws_url(api_key=keys.chat, username="matrix-keys-off"))
-        code, frames = await client.closed()
-        assert code == 1008 and frames[0]["code"] == "UNAUTHORIZED"
-        jwt_client = await LiveClient.open(astrbot.ws_url(token=astrbot.jwt("matrix-keys-off")))
-        assert (await jwt_client.until("hello"))["data"]["username"] == "matrix-keys-off"
-        await jwt_client.close()
-    finally:
-        astrbot.call(restore)
+async def test_api_keys_can_be_turned_off(astrbot, keys, tune):
+    tune(open_api_enabled=False)
+    client = await LiveClient.open(astrbot.ws_url(api_key=keys.chat, username="matrix-keys-off"))
+    code, frames = await client.closed()
+    assert code == 1008 and frames[0]["code"] == "UNAUTHORIZED"
+    jwt_client = await LiveClient.open(astrbot.ws_url(token=astrbot.jwt("matrix-keys-off")))
+    assert (await jwt_client.until("hello"))["data"]["username"] == "matrix-keys-off"
+    await jwt_client.close()
 
 
 async def test_sessions_per_user_are_capped(astrbot, keys):

@@ -1,6 +1,5 @@
 """Every bad input gets an error with a code, and the connection stays usable."""
 
-from dataclasses import replace
 
 import pytest
 
@@ -57,23 +56,11 @@ async def test_wrong_stamp(connect, fake):
 
 
 @pytest.fixture
-def small_limits(astrbot):
-    plugin = astrbot.plugin()
-    saved = plugin.settings
-
-    async def shrink():
-        plugin.settings = replace(
-            saved,
-            limits=Limits(max_frame_bytes=64 * 1024, max_utterance_ms=1000, max_text_chars=50,
-                          max_frames_per_second=20, max_sessions_per_user=8),
-        )  # fmt: skip
-
-    async def restore():
-        plugin.settings = saved
-
-    astrbot.call(shrink)
-    yield
-    astrbot.call(restore)
+def small_limits(tune):
+    tune(
+        limits=Limits(max_frame_bytes=64 * 1024, max_utterance_ms=1000, max_text_chars=50,
+                      max_frames_per_second=20, max_sessions_per_user=8),
+    )  # fmt: skip
 
 
 async def test_oversize_frame(connect, small_limits):

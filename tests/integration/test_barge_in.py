@@ -66,29 +66,15 @@ async def test_new_text_while_busy_interrupts_by_default(connect, fake):
     assert end["data"]["text"] == "Okay, switching topics now."
 
 
-async def test_busy_policy_reject_answers_processing_error(astrbot, connect, fake):
-    plugin = astrbot.plugin()
-    saved = plugin.settings
-
-    async def reject():
-        from dataclasses import replace
-
-        plugin.settings = replace(saved, busy_policy="reject")
-
-    async def restore():
-        plugin.settings = saved
-
-    astrbot.call(reject)
-    try:
-        client = await connect()
-        turn, _ = await start_long_turn(client, fake, interval=0.05)
-        await client.send({"t": "text_input", "text": "are you there"})
-        error = await client.until("error")
-        assert error["code"] == "PROCESSING_ERROR"
-        end = await client.until("end", turn=turn, timeout=20)
-        assert end["data"]["interrupted"] is False
-    finally:
-        astrbot.call(restore)
+async def test_busy_policy_reject_answers_processing_error(connect, fake, tune):
+    tune(busy_policy="reject")
+    client = await connect()
+    turn, _ = await start_long_turn(client, fake, interval=0.05)
+    await client.send({"t": "text_input", "text": "are you there"})
+    error = await client.until("error")
+    assert error["code"] == "PROCESSING_ERROR"
+    end = await client.until("end", turn=turn, timeout=20)
+    assert end["data"]["interrupted"] is False
 
 
 async def test_disconnect_mid_turn_leaves_no_task_behind(astrbot, connect, fake):

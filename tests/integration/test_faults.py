@@ -17,7 +17,7 @@ import signal
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -194,26 +194,6 @@ def _answers_after(entries, user_kind, bot_kind, question) -> list[str]:
 
 
 # ---------------------------------------------------------------- helpers
-
-
-@pytest.fixture
-def tune(astrbot):
-    """`tune(**fields)` changes the plugin's settings for this test (new connections see them)."""
-    plugin = astrbot.plugin()
-    saved = plugin.settings
-
-    def apply(**fields):
-        async def go():
-            plugin.settings = replace(saved, **fields)
-
-        astrbot.call(go)
-
-    yield apply
-
-    async def restore():
-        plugin.settings = saved
-
-    astrbot.call(restore)
 
 
 async def voice_turn(client: LiveClient, seconds: float = 0.8, stamp: str = "v1") -> None:

@@ -312,23 +312,12 @@ def server_tasks(astrbot, prefix: str = "live-") -> list[str]:
 
 
 @pytest.fixture
-def fuzz_limits(astrbot):
+def fuzz_limits(astrbot, tune):
     """Small frame and text limits for the fuzz connections; the frame rate limit stays at its default."""
-    plugin = astrbot.plugin()
-    saved = plugin.settings
-
-    async def shrink():
-        plugin.settings = replace(
-            saved,
-            limits=replace(saved.limits, max_frame_bytes=FRAME_LIMIT, max_text_chars=TEXT_LIMIT, max_utterance_ms=5000),
-        )
-
-    async def restore():
-        plugin.settings = saved
-
-    astrbot.call(shrink)
-    yield plugin.settings.limits
-    astrbot.call(restore)
+    limits = astrbot.plugin().settings.limits
+    return tune(
+        limits=replace(limits, max_frame_bytes=FRAME_LIMIT, max_text_chars=TEXT_LIMIT, max_utterance_ms=5000)
+    ).limits
 
 
 async def send_paced(client: LightClient, batch: list[str | bytes]) -> None:

@@ -2,6 +2,7 @@
 
 import asyncio
 import itertools
+from dataclasses import replace
 
 import aiohttp
 
@@ -226,53 +227,36 @@ async def test_http_ingestion_needs_credentials_and_an_open_room(astrbot, connec
     assert mine["queue"] == 0 and mine["members"] == {"streamer": 1, "bridge": 0, "listener": 0}
 
 
-async def test_rooms_per_user_are_limited(astrbot, connect, fake):
-    plugin = astrbot.plugin()
-    saved = plugin.settings
-    from dataclasses import replace
-
-    async def limit():
-        plugin.settings = replace(saved, limits=replace(saved.limits, max_rooms_per_user=1))
-
-    async def restore():
-        plugin.settings = saved
-
-    astrbot.call(limit)
+async def test_rooms_per_user_are_limited(astrbot, connect, fake, tune):
+    limits = astrbot.plugin().settings.limits
+    tune(limits=replace(limits, max_rooms_per_user=1))
     token = astrbot.jwt("room-limit-user")  # a user with no rooms from other tests
-    try:
-        first = await connect(token=token, room=room_name())
-        await first.until("hello")
-        second = await connect(token=token, room=room_name())
-        code, frames = await second.closed()
-        assert code == 1008 and frames[0]["code"] == "TOO_MANY_ROOMS"
-    finally:
-        astrbot.call(restore)
+    first = await connect(token=token, room=room_name())
+    await first.until("hello")
+    second = await connect(token=token, room=room_name())
+    code, frames = await second.closed()
+    assert code == 1008 and frames[0]["code"] == "TOO_MANY_ROOMS"
 
 
-async def test_bilibili_danmaku_produce_spoken_answers_in_the_room(astrbot, connect, fake):
-    from dataclasses import replace
-
+async def test_bilibili_danmaku_produce_spoken_answers_in_the_room(astrbot, connect, fake, tune):
     from live.config import BilibiliSettings
     from tests.harness.fake_bilibili import FakeBilibili
 
     plugin = astrbot.plugin()
-    saved = plugin.settings
     room = room_name()
     user, token = owner(astrbot)
     async with FakeBilibili() as bilibili:
 
-        async def feed_from_fake():
-            settings = BilibiliSettings(room_id=bilibili.short_id, live_room=room, room_owner=user, api_base=bilibili.api_base)
-            plugin.settings = replace(saved, bilibili=settings)
+        async def start_feeds():
             plugin.feeds.start()
 
         async def stop_feeds():
             await plugin.feeds.stop()
-            plugin.settings = saved
 
         streamer = await connect(token=token, room=room)
         await streamer.until("hello")
-        astrbot.call(feed_from_fake)
+        tune(bilibili=BilibiliSettings(room_id=bilibili.short_id, live_room=room, room_owner=user, api_base=bilibili.api_base))
+        astrbot.call(start_feeds)
         try:
             await bilibili.wait_connected(timeout=15)
             fake.script_reply("Thank you so much for the super chat, Rich!")
@@ -300,30 +284,16 @@ async def list_rooms(astrbot, token):
             return [room["name"] for room in (await r.json())["rooms"]]
 
 
-async def test_an_empty_room_lingers_then_closes(astrbot, connect, fake):
-    from dataclasses import replace
-
-    plugin = astrbot.plugin()
-    saved = plugin.settings
-
-    async def short_linger():
-        plugin.settings = replace(saved, room_linger_s=1.0)
-
-    async def restore():
-        plugin.settings = saved
-
+async def test_an_empty_room_lingers_then_closes(astrbot, connect, fake, tune):
     room = room_name()
     user, token = owner(astrbot)
-    astrbot.call(short_linger)
-    try:
-        member = await connect(token=token, room=room)
-        await member.until("hello")
-        await member.close()
-        assert room in await list_rooms(astrbot, token)  # kept for a streamer who reloads the page
-        for _ in range(100):
-            if room not in await list_rooms(astrbot, token):
-                break
-            await asyncio.sleep(0.1)
-        assert room not in await list_rooms(astrbot, token)
-    finally:
-        astrbot.call(restore)
+    tune(room_linger_s=1.0)
+    member = await connect(token=token, room=room)
+    await member.until("hello")
+    await member.close()
+    assert room in await list_rooms(astrbot, token)  # kept for a streamer who reloads the page
+    for _ in range(100):
+        if room not in await list_rooms(astrbot, token):
+            break
+        await asyncio.sleep(0.1)
+    assert room not in await list_rooms(astrbot, token)

@@ -225,19 +225,8 @@ async def test_status_for_the_sidebar_view(astrbot):
     assert {"sessions", "busy", "vad_lag_p99_ms", "server_vad", "protocol_version"} <= set(data)
 
 
-async def test_hung_providers_give_clear_errors_and_the_session_goes_on(astrbot, connect, fake):
-    plugin = astrbot.plugin()
-    saved = plugin.settings
-
-    async def short_timeouts():
-        from dataclasses import replace
-
-        plugin.settings = replace(saved, stt_timeout_s=1.0, tts_timeout_s=1.0)
-
-    async def restore():
-        plugin.settings = saved
-
-    astrbot.call(short_timeouts)
+async def test_hung_providers_give_clear_errors_and_the_session_goes_on(connect, fake, tune):
+    tune(stt_timeout_s=1.0, tts_timeout_s=1.0)
     try:
         client = await connect()
         fake.stt_delay = 3.0
@@ -258,4 +247,3 @@ async def test_hung_providers_give_clear_errors_and_the_session_goes_on(astrbot,
         ]
     finally:
         fake.tts_delay = 0.0
-        astrbot.call(restore)
