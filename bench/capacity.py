@@ -106,13 +106,23 @@ async def plugin_status(astrbot: Any) -> dict:
     return {}
 
 
-async def _recv(conn, timeout: float) -> dict:
+async def recv_from(conn, timeout: float) -> dict:
+    """The next message from a load process, without blocking the loop."""
+
     def wait():
         if not conn.poll(timeout):
-            raise TimeoutError("the load generator did not answer in time")
+            raise TimeoutError("the load process did not answer in time")
         return conn.recv()
 
     return await asyncio.to_thread(wait)
+
+
+def end_process(proc) -> None:
+    """Wait for a load process to exit; terminate it if it will not."""
+    proc.join(30)
+    if proc.is_alive():
+        proc.terminate()
+        proc.join(5)
 
 
 def _sessions(plugin) -> int:
@@ -152,13 +162,13 @@ async def run_level(
     proc.start()
     result: dict[str, Any] = {"sessions_requested": n, "frame_ms": frame_ms, "load_avg_1m": _load_avg()}
     try:
-        connected = await _recv(parent, 180)
+        connected = await recv_from(parent, 180)
         if connected.get("event") != "connected":
             raise RuntimeError(f"load generator: {connected}")
         result["sessions_connected"] = connected["sessions"]
         result["connect_s"] = round(connected["connect_s"], 1)
         result["connect_failures"] = connected["failures"]
-        await _recv(parent, 30)  # streaming
+        await recv_from(parent, 30)  # streaming
         progress(f"capacity N={n} ({frame_ms} ms frames): {connected['sessions']} connected in {connected['connect_s']:.1f} s; warming up")
         await asyncio.sleep(warmup_s)
         await _plugin_call(astrbot, _clear_lags)
@@ -173,12 +183,9 @@ async def run_level(
         status = await plugin_status(astrbot)
         lags = await _plugin_call(astrbot, _lags)
         parent.send("stop")
-        done = await _recv(parent, 60)
+        done = await recv_from(parent, 60)
     finally:
-        proc.join(30)
-        if proc.is_alive():
-            proc.terminate()
-            proc.join(5)
+        end_process(proc)
     if done.get("event") != "done":
         raise RuntimeError(f"load generator: {done}")
     window = t1 - t0

@@ -38,6 +38,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from bench.capacity import end_process, recv_from  # noqa: E402
+
 PLUGIN_CONFIG = {"stt_provider_id": "fake_stt", "tts_provider_id": "fake_tts"}
 QUESTION = "what is the weather like today"
 ANSWER = "It is sunny and warm today, around twenty degrees. Tomorrow brings a little rain."
@@ -216,15 +218,6 @@ def server_tasks(astrbot) -> tuple[int, int]:
     return astrbot.call(count)
 
 
-async def _recv(conn, timeout: float) -> dict:
-    def wait():
-        if not conn.poll(timeout):
-            raise TimeoutError("the load process did not answer in time")
-        return conn.recv()
-
-    return await asyncio.to_thread(wait)
-
-
 async def soak(astrbot, providers, args) -> dict:
     import psutil
 
@@ -242,7 +235,7 @@ async def soak(astrbot, providers, args) -> dict:
     proc.start()
     samples: list[dict] = []
     try:
-        connected = await _recv(parent, 300)
+        connected = await recv_from(parent, 300)
         if connected.get("event") != "connected":
             raise RuntimeError(f"load process: {connected}")
         log(f"{connected['sessions']}/{args.sessions} sessions connected in {connected['connect_s']:.1f} s; "
@@ -269,13 +262,10 @@ async def soak(astrbot, providers, args) -> dict:
                     f"LLM calls {providers.served['chat']}")  # fmt: skip
             if time.monotonic() - t0 > duration_s + 120:
                 raise TimeoutError("the load process overran its duration")
-        done = await _recv(parent, 120)
+        done = await recv_from(parent, 120)
         held = _still_held() if tracing else None
     finally:
-        proc.join(30)
-        if proc.is_alive():
-            proc.terminate()
-            proc.join(5)
+        end_process(proc)
     if done.get("event") != "done":
         raise RuntimeError(f"load process: {done}")
     # after the load: every session closes, every task of theirs ends (bounded)
