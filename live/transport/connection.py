@@ -26,6 +26,21 @@ from .outbox import Outbox
 from .ratelimit import FrameRateLimiter
 
 
+async def close_draining(websocket: WebSocket, code: int, reason: str, timeout_s: float = 2.0) -> None:
+    """Close while reading (and dropping) what the client still sends, until it closes too: the
+    server completes its close only once the frames queued ahead of it are read, and closing over
+    unread frames resets the TCP connection, so the client would never see why."""
+    closing = asyncio.create_task(websocket.close(code=int(code), reason=reason[:120]))
+    try:
+        async with asyncio.timeout(timeout_s):
+            while (await websocket.receive())["type"] != "websocket.disconnect":
+                pass
+    except Exception:  # timed out, or the socket is already gone
+        pass
+    finally:
+        await asyncio.gather(closing, return_exceptions=True)
+
+
 class Connection:
     def __init__(
         self,
@@ -135,15 +150,7 @@ class Connection:
         the server only completes its close once the frames queued ahead of it are read."""
         self._close_code = CloseCode.FLOODING
         await asyncio.sleep(0.05)  # let the error frame go out first
-        closing = asyncio.create_task(self._close_socket(CloseCode.FLOODING, "flooding"))
-        try:
-            async with asyncio.timeout(2.0):
-                while (await self.websocket.receive())["type"] != "websocket.disconnect":
-                    pass
-        except (TimeoutError, WebSocketDisconnect, RuntimeError):
-            pass
-        finally:
-            await asyncio.gather(closing, return_exceptions=True)
+        await close_draining(self.websocket, CloseCode.FLOODING, "flooding")
 
     async def _maybe_chat(self, text: str) -> bool:
         """Unified chat mode: frames with `ct: "chat"` (or every frame on a `ct=chat` socket)."""

@@ -28,7 +28,7 @@ from ..errors import AuthError, CloseCode, ErrorCode
 from ..protocol import Dialect
 from ..protocol.astrbot_live import dumps
 from ..rooms.room import ROLES, ROOM_NAME, Room, RoomKey, RoomMember, Rooms
-from .connection import Connection
+from .connection import Connection, close_draining
 from .credentials import extract
 
 WS_PATH = "/api/v1/live/ws"
@@ -202,20 +202,12 @@ class LiveServer:
 
     @staticmethod
     async def _refuse(websocket: WebSocket, code: ErrorCode, message: str, close_code: int) -> None:
-        """Error frame, close, then read (and drop) what the client already sent until it closes too:
-        closing with unread frames resets the TCP connection, and the client would never learn why."""
-        closing: asyncio.Task | None = None
+        """One error frame that says why, then the close (see `close_draining`)."""
         try:
             await websocket.send_text(dumps({"t": "error", "code": code.value, "data": message}))
-            closing = asyncio.create_task(websocket.close(code=int(close_code), reason=message[:120]))
-            async with asyncio.timeout(2.0):
-                while (await websocket.receive())["type"] != "websocket.disconnect":
-                    pass
-        except Exception:
-            pass
-        finally:
-            if closing is not None:
-                await asyncio.gather(closing, return_exceptions=True)
+        except Exception:  # the client is already gone
+            return
+        await close_draining(websocket, close_code, message)
 
     async def close_all(self, code: int, reason: str) -> None:
         """Close every live socket with a clear code and wait for their cleanup."""
