@@ -17,10 +17,10 @@ ensure_venv() {
   local requirements="$1"
   local python
   python="$(find_python312)" || { echo "Python 3.12 is required (AstrBot 4.29 needs it); install python3.12 and retry." >&2; exit 1; }
+  export PATH="$HOME/.local/bin:$PATH"  # where an earlier run installed uv
   if ! command -v uv >/dev/null 2>&1; then
     say "installing uv (fast Python package installer) from PyPI"
     python3 -m pip install --quiet --user uv 2>/dev/null || "$python" -m pip install --quiet --user uv
-    export PATH="$HOME/.local/bin:$PATH"
   fi
   if [ ! -x "$VENV/bin/python" ]; then
     say "creating the Python 3.12 virtual environment in $VENV"
