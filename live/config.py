@@ -71,6 +71,7 @@ class LiveSettings:
     output_sample_rate: int = 0  # 0 = the TTS provider's own rate
     busy_policy: BusyPolicy = "interrupt"
     open_api_enabled: bool = True
+    webchat_button: bool = True  # the Live Mode button in the dashboard's WebChat
     echo_guard: bool = True
     tts_parallelism: int = 3
     stt_timeout_s: float = 30.0
@@ -98,6 +99,7 @@ class LiveSettings:
             output_sample_rate=_int(raw, "output_sample_rate", 0, 0, 48000),
             busy_policy=_choice(raw, "busy_policy", ("interrupt", "reject"), "interrupt"),  # type: ignore[arg-type]
             open_api_enabled=bool(raw.get("open_api_enabled", True)),
+            webchat_button=bool(raw.get("webchat_button", True)),
             echo_guard=bool(raw.get("echo_guard", True)),
             tts_parallelism=_int(raw, "tts_parallelism", 3, 1, 8),
             stt_timeout_s=_num(raw, "stt_timeout_seconds", 30, 1, 600),
