@@ -24,6 +24,7 @@ class ErrorCode(StrEnum):
     TEXT_TOO_LONG = "TEXT_TOO_LONG"
     RATE_LIMITED = "RATE_LIMITED"
     UNSUPPORTED_FORMAT = "UNSUPPORTED_FORMAT"
+    UNSUPPORTED = "UNSUPPORTED"  # a request this server understands but does not offer (OLV switch-config)
     STT_NOT_CONFIGURED = "STT_NOT_CONFIGURED"
     STT_FAILED = "STT_FAILED"
     TTS_FAILED = "TTS_FAILED"

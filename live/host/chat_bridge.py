@@ -2,7 +2,9 @@
 
 The host already implements `bind`/`send`/`interrupt` with attachments and
 history; we delegate to it, adding what it lacks on our endpoint: every
-session id is checked to belong to the connected user.
+session id is checked to belong to the connected user. What it sends goes to
+`send_json` as a payload; the connection's dialect writes the frame (with
+`ct: "chat"`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 from astrbot.api import logger
 from astrbot.core import db_helper
 
-from ..errors import AuthError
+from ..errors import AuthError, ErrorCode
 
 SendJson = Callable[[dict], Awaitable[None]]
 MAX_BOUND_SESSIONS = 8
@@ -38,32 +40,30 @@ class ChatBridge:
             try:
                 await self._access.open_conversation(self._username, str(message.get("session_id") or ""))
             except AuthError as exc:
-                await self._send({"ct": "chat", "t": "error", "code": exc.code.value, "data": exc.message})
+                await self._error(exc.code, exc.message)
                 return
         if kind == "bind" and not self._may_bind(str(message.get("session_id"))):
-            await self._send({"ct": "chat", "t": "error", "code": "TOO_MANY_SESSIONS",
-                              "data": f"at most {MAX_BOUND_SESSIONS} chat sessions per connection"})  # fmt: skip
+            await self._error(ErrorCode.TOO_MANY_SESSIONS, f"at most {MAX_BOUND_SESSIONS} chat sessions per connection")
             return
         if kind != "send":
             await self._service.handle_chat_message(self._session, message, self._send)
             return
         if not await self._quotes_are_own(message):
-            await self._send({"ct": "chat", "t": "error", "code": "FORBIDDEN",
-                              "data": "a reply part quotes a message of another user"})  # fmt: skip
+            await self._error(ErrorCode.FORBIDDEN, "a reply part quotes a message of another user")
             return
         request_id = str(message.get("message_id") or "")
         active = self._session.chat_request_tasks.get(request_id)
         if request_id and active is not None and not active.done():
-            await self._send(
-                {"ct": "chat", "t": "error", "data": "Duplicate active message_id",
-                 "code": "INVALID_MESSAGE_FORMAT", "message_id": request_id}
-            )  # fmt: skip
+            await self._error(ErrorCode.INVALID_MESSAGE_FORMAT, "Duplicate active message_id", message_id=request_id)
             return
         task = asyncio.create_task(self._run(message), name=f"live-chat-{request_id or 'send'}")
         if request_id:
             self._session.chat_request_tasks[request_id] = task
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _error(self, code: ErrorCode, message: str, **extra: Any) -> None:
+        await self._send({"t": "error", "code": code.value, "data": message, **extra})
 
     def _may_bind(self, session_id: str) -> bool:
         """Each bound session holds a host subscription task for the socket's life: cap them."""
@@ -99,7 +99,7 @@ class ChatBridge:
             raise
         except Exception as exc:
             logger.error("live chat-mode request failed: %s", exc, exc_info=True)
-            await self._send({"ct": "chat", "t": "error", "code": "PROCESSING_ERROR", "data": str(exc)})
+            await self._error(ErrorCode.PROCESSING_ERROR, str(exc))
 
     async def close(self) -> None:
         for task in list(self._tasks):

@@ -11,7 +11,7 @@ from ..config import LiveSettings
 from ..protocol.astrbot_live import AstrBotLiveDialect
 from ..protocol.neko import NekoDialect
 from ..protocol.olv import OlvDialect
-from ..transport.server import Services
+from ..services import Services
 from .access import HostAccess
 from .agent import WebChatAgent
 from .chat_bridge import ChatBridge
@@ -48,8 +48,8 @@ def build_services(context: Any, settings: Callable[[], LiveSettings]) -> Servic
         chat=ChatBridge,
         endpointer=endpointer_factory(VadClassifiers("auto")),
         dialects={
-            "astrbot": lambda s: AstrBotLiveDialect(s.limits.max_text_chars),
-            "olv": lambda s: OlvDialect(s.limits.max_text_chars),
-            "neko": lambda s: NekoDialect(s.limits.max_text_chars),
+            "astrbot": lambda s, chat: AstrBotLiveDialect(s.limits.max_text_chars, chat_default=chat),
+            "olv": lambda s, chat: OlvDialect(s.limits.max_text_chars, chat_default=chat),
+            "neko": lambda s, chat: NekoDialect(s.limits.max_text_chars, chat_default=chat),
         },
     )

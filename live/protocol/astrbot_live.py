@@ -7,109 +7,49 @@ unchanged; extensions only add keys and types (see docs/live-api.md).
 from __future__ import annotations
 
 import base64
-import binascii
-import json
 from typing import Any
 
 from .. import PROTOCOL_VERSION
 from ..engine import events as ev
 from ..errors import ErrorCode, ProtocolError
+from . import Decoded, Outgoing
+from .fields import (
+    chat_request,
+    decode_b64,
+    dumps,
+    frame_type,
+    housekeeping,
+    optional_id,
+    optional_integer,
+    optional_number,
+    parse_object,
+    pcm16,
+    required_str,
+    required_stamp,
+    text_of,
+    unknown_type,
+    viewer_of,
+)
 
 NAME = "astrbot"
-_MAX_DEPTH = 32
-
-
-def dumps(frame: dict[str, Any]) -> str:
-    return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
-
-
-def parse_object(raw: str) -> dict[str, Any]:
-    """Parse a JSON object frame or raise INVALID_MESSAGE_FORMAT."""
-    try:
-        frame = json.loads(raw)
-    except (ValueError, RecursionError) as exc:
-        raise ProtocolError(ErrorCode.INVALID_MESSAGE_FORMAT, f"frame is not valid JSON: {exc}") from None
-    if not isinstance(frame, dict):
-        raise ProtocolError(ErrorCode.INVALID_MESSAGE_FORMAT, "frame must be a JSON object")
-    if "\\ud" in raw.lower():  # a lone surrogate escape would make every echo of the text unsendable
-        try:
-            json.dumps(frame, ensure_ascii=False).encode("utf-8")
-        except UnicodeEncodeError:
-            raise ProtocolError(ErrorCode.INVALID_MESSAGE_FORMAT, "frame holds a lone UTF-16 surrogate") from None
-    return frame
-
-
-def decode_b64(value: Any, field: str = "data") -> bytes:
-    if not isinstance(value, str):
-        raise ProtocolError(ErrorCode.MISSING_FIELD, f"'{field}' must be a base64 string")
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise ProtocolError(ErrorCode.INVALID_AUDIO, f"'{field}' is not valid base64") from None
-
-
-def pcm16(data: bytes) -> bytes:
-    if len(data) % 2:
-        raise ProtocolError(ErrorCode.INVALID_AUDIO, "PCM16 audio must have an even number of bytes")
-    return data
-
-
-def optional_int(frame: dict[str, Any], key: str) -> int | None:
-    value = frame.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 2**53:
-        raise ProtocolError(ErrorCode.INVALID_MESSAGE_FORMAT, f"'{key}' must be a non-negative number")
-    return int(value)
-
-
-def optional_str(frame: dict[str, Any], key: str) -> str | None:
-    value = frame.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str | int):
-        raise ProtocolError(ErrorCode.INVALID_MESSAGE_FORMAT, f"'{key}' must be a string")
-    return str(value)
-
-
-def required_stamp(frame: dict[str, Any]) -> str:
-    stamp = optional_str(frame, "stamp")
-    if stamp is None:
-        raise ProtocolError(ErrorCode.MISSING_FIELD, "'stamp' is required")
-    return stamp
-
-
-def text_of(frame: dict[str, Any], max_chars: int) -> str:
-    """`text`, or the plain parts of `message` (the Live API's part list)."""
-    text = frame.get("text")
-    if text is None and isinstance(frame.get("message"), list):
-        text = "".join(
-            str(part.get("text", ""))
-            for part in frame["message"]
-            if isinstance(part, dict) and part.get("type") == "plain"
-        )
-    if not isinstance(text, str) or not text.strip():
-        raise ProtocolError(ErrorCode.MISSING_FIELD, "'text' must be a non-empty string")
-    if len(text) > max_chars:
-        raise ProtocolError(ErrorCode.TEXT_TOO_LONG, f"text is longer than {max_chars} characters")
-    return text.strip()
+# What this dialect's `hello` promises its clients (the `features` list of docs/live-api.md).
+FEATURES = (
+    "turn_ids",
+    "binary_pcm_input",
+    "server_vad",
+    "ping",
+    "mute",
+    "interrupt_played_ms",
+    "playback_report",
+    "output_format",
+    "state",
+    "text_input",
+    "receive_audio",
+    "rooms",
+)
 
 
 VIEWER_KINDS = ("danmaku", "superchat", "gift", "guard", "entry")
-
-
-def viewer_of(frame: dict[str, Any]) -> tuple[str, str] | None:
-    """(name, id) from `user: {name, id}` or `from_name`; None when the frame names nobody."""
-    user = frame.get("user")
-    if isinstance(user, dict):
-        name, uid = user.get("name"), user.get("id")
-    else:
-        name, uid = frame.get("from_name"), None
-    if name is None:
-        return None
-    if not isinstance(name, str) or not isinstance(uid, str | int | type(None)) or isinstance(uid, bool):
-        raise ProtocolError(ErrorCode.INVALID_MESSAGE_FORMAT, "'user.name' must be a string and 'user.id' a string")
-    return name, "" if uid is None else str(uid)
 
 
 def viewer_event(frame: dict[str, Any], max_text_chars: int) -> ev.ViewerEvent:
@@ -123,8 +63,7 @@ def viewer_event(frame: dict[str, Any], max_text_chars: int) -> ev.ViewerEvent:
     text = frame.get("text", "")
     if not isinstance(text, str):
         raise ProtocolError(ErrorCode.INVALID_MESSAGE_FORMAT, "'text' must be a string")
-    if len(text) > max_text_chars:
-        raise ProtocolError(ErrorCode.TEXT_TOO_LONG, f"text is longer than {max_text_chars} characters")
+    text = text[:max_text_chars]  # viewer text is cut, never refused (the room cuts it further)
     if kind in ("danmaku", "superchat") and not text.strip():
         raise ProtocolError(ErrorCode.MISSING_FIELD, f"a {kind} needs 'text'")
     value = frame.get("value", 0)
@@ -153,18 +92,18 @@ def viewers_json(viewers: tuple[ev.ViewerEvent, ...]) -> list[dict[str, Any]]:
 class AstrBotLiveDialect:
     name = NAME
 
-    def __init__(self, max_text_chars: int = 4000) -> None:
+    def __init__(self, max_text_chars: int = 4000, *, chat_default: bool = False) -> None:
         self._max_text = max_text_chars
+        self._chat_default = chat_default  # a `ct=chat` socket: frames without `ct` are chat frames
 
-    def decode_binary(self, data: bytes) -> list[ev.Command]:
+    def decode_binary(self, data: bytes) -> list[Decoded]:
         return [ev.AppendAudio(pcm16(data))]
 
-    def decode_text(self, raw: str) -> list[ev.Command]:
-        frame = parse_object(raw)
-        kind = frame.get("t")
-        if kind is None:
-            raise ProtocolError(ErrorCode.MISSING_FIELD, "'t' (the frame type) is required")
-        match kind:
+    def decode_text(self, raw: str) -> list[Decoded]:
+        frame = parse_object(raw, "t")
+        if (chat := chat_request(frame, self._chat_default)) is not None:
+            return [chat]
+        match frame_type(frame, "t"):
             case "start_speaking":
                 return [ev.StartSpeaking(required_stamp(frame))]
             case "speaking_part":
@@ -178,16 +117,18 @@ class AstrBotLiveDialect:
                 return [viewer_event(frame, self._max_text)]
             case "set_audio":
                 enabled = frame.get("enabled")
+                if enabled is None:
+                    raise ProtocolError(ErrorCode.MISSING_FIELD, "'enabled' is required")
                 if not isinstance(enabled, bool):
-                    raise ProtocolError(ErrorCode.MISSING_FIELD, "'enabled' must be true or false")
+                    raise ProtocolError(ErrorCode.INVALID_MESSAGE_FORMAT, "'enabled' must be true or false")
                 return [ev.SetReceiveAudio(enabled)]
             case "interrupt":
-                return [ev.Interrupt(optional_str(frame, "turn"), optional_int(frame, "played_ms"))]
+                return [ev.Interrupt(optional_id(frame, "turn"), optional_number(frame, "played_ms"))]
             case "playback_report":
-                played = optional_int(frame, "played_ms")
+                turn, played = optional_id(frame, "turn"), optional_number(frame, "played_ms")
                 if played is None:
                     raise ProtocolError(ErrorCode.MISSING_FIELD, "'played_ms' is required")
-                return [ev.ReportPlayback(optional_str(frame, "turn"), played)]
+                return [ev.ReportPlayback(turn, played)]
             case "mute":
                 return [ev.SetMuted(True)]
             case "unmute":
@@ -196,13 +137,17 @@ class AstrBotLiveDialect:
                 return [ev.Ping(frame.get("data"))]
             case "configure":
                 audio = frame.get("output_audio")
-                if not isinstance(audio, dict) or not isinstance(audio.get("format"), str):
-                    raise ProtocolError(ErrorCode.MISSING_FIELD, "'output_audio.format' is required")
-                return [ev.ConfigureOutput(audio["format"], optional_int(audio, "sample_rate") or 0)]
-            case _:
-                raise ProtocolError(ErrorCode.UNKNOWN_MESSAGE_TYPE, f"unknown frame type: {str(kind)[:64]}")
+                if audio is None:
+                    raise ProtocolError(ErrorCode.MISSING_FIELD, "'output_audio' is required")
+                if not isinstance(audio, dict):
+                    raise ProtocolError(ErrorCode.INVALID_MESSAGE_FORMAT, "'output_audio' must be an object")
+                return [ev.ConfigureOutput(required_str(audio, "format"), optional_integer(audio, "sample_rate") or 0)]
+            case kind:
+                raise unknown_type("frame type", kind)
 
-    def encode(self, event: ev.Event) -> list[str | bytes]:
+    def encode(self, event: Outgoing) -> list[str | bytes]:
+        if (frames := housekeeping(event)) is not None:
+            return frames
         frame = self._frame(event)
         return [dumps(frame)] if frame is not None else []
 
@@ -221,7 +166,7 @@ class AstrBotLiveDialect:
                         "server_vad": event.server_vad,
                         "input_audio": {"format": "pcm16", "sample_rate": 16000, "channels": 1},
                         "output_audio": {"format": event.output_format, "sample_rate": event.output_sample_rate or None},
-                        "features": list(event.features),
+                        "features": list(FEATURES),
                         **({"room": membership_json(event.room)} if event.room else {}),
                     },
                 }
@@ -255,8 +200,11 @@ class AstrBotLiveDialect:
                 return {"t": "bot_msg", "data": {"text": text, "ts": ts}, "turn": turn}
             case ev.PlaybackStopped(turn_id=turn):
                 return {"t": "stop_play", "turn": turn}
-            case ev.TurnEnded(turn_id=turn, interrupted=interrupted, text=text):
-                return {"t": "end", "turn": turn, "data": {"interrupted": interrupted, "text": text}}
+            case ev.TurnEnded(turn_id=turn, interrupted=interrupted, text=text, heard=heard):
+                data = {"interrupted": interrupted, "text": text}
+                if heard is not None:
+                    data["heard"] = heard  # what history keeps of an interrupted answer
+                return {"t": "end", "turn": turn, "data": data}
             case ev.TurnMetrics(turn_id=turn, timeline=timeline, extra=extra):
                 return {"t": "metrics", "turn": turn, "data": {"timeline": timeline, **extra}}
             case ev.ErrorRaised(code=code, message=message, turn_id=turn):

@@ -28,8 +28,9 @@ from ..audio.resample import StreamResampler
 from ..audio.wav import wav_to_pcm16
 from ..engine import events as ev
 from ..errors import ErrorCode, ProtocolError
-from .astrbot_live import dumps, parse_object
-from .olv import Reply, leading_tags
+from . import Decoded, Outgoing, Reply
+from .fields import chat_request, dumps, frame_type, housekeeping, parse_object, shown, unknown_type
+from .olv import leading_tags
 
 NAME = "neko"
 INPUT_RATE = 16000
@@ -93,8 +94,10 @@ class TagFilter:
 
 def int16_samples(value: Any) -> np.ndarray:
     """`stream_data.data` of an audio frame: a JSON array of signed 16-bit integers."""
+    if value is None:
+        raise ProtocolError(ErrorCode.MISSING_FIELD, "'data' is required (an array of int16 samples)")
     if not isinstance(value, list):
-        raise ProtocolError(ErrorCode.MISSING_FIELD, "'data' must be an array of int16 samples")
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE_FORMAT, "'data' must be an array of int16 samples")
     if not value:
         return np.zeros(0, dtype="<i2")
     try:
@@ -111,8 +114,9 @@ def int16_samples(value: Any) -> np.ndarray:
 class NekoDialect:
     name = NAME
 
-    def __init__(self, max_text_chars: int = 4000) -> None:
+    def __init__(self, max_text_chars: int = 4000, *, chat_default: bool = False) -> None:
         self._max_text = max_text_chars
+        self._chat_default = chat_default  # a `ct=chat` socket: frames without `ct` are chat frames
         self._server_vad = True  # from SessionStarted; off: a voice session is push to talk
         self._stamp: str | None = None  # the open push-to-talk utterance
         self._utterances = 0
@@ -127,21 +131,20 @@ class NekoDialect:
 
     # ------------------------------------------------------------ client -> server
 
-    def decode_binary(self, data: bytes) -> list[ev.Command]:
+    def decode_binary(self, data: bytes) -> list[Decoded]:
         raise ProtocolError(ErrorCode.INVALID_MESSAGE_FORMAT, "N.E.K.O clients send audio as stream_data arrays")
 
-    def decode_text(self, raw: str) -> list[ev.Command]:
-        frame = parse_object(raw)
-        action = frame.get("action")
-        if not isinstance(action, str) or not action:
-            raise ProtocolError(ErrorCode.MISSING_FIELD, "'action' is required")
-        match action:
+    def decode_text(self, raw: str) -> list[Decoded]:
+        frame = parse_object(raw, "action")
+        if (chat := chat_request(frame, self._chat_default)) is not None:
+            return [chat]
+        match action := frame_type(frame, "action"):
             case "start_session":
                 kind = frame.get("input_type", "audio")
                 if not isinstance(kind, str) or (kind not in _VOICE_INPUTS and kind not in _TEXT_INPUTS):
-                    raise ProtocolError(ErrorCode.INVALID_MESSAGE_FORMAT, f"invalid input_type: {str(kind)[:32]}")
+                    raise ProtocolError(ErrorCode.INVALID_MESSAGE_FORMAT, f"invalid input_type: {shown(kind, 32)}")
                 mode = "audio" if kind in _VOICE_INPUTS else "text"
-                return [ev.Ping(Reply(({"type": "session_started", "input_mode": mode},)))]
+                return [Reply(({"type": "session_started", "input_mode": mode},))]
             case "stream_data":
                 return self._stream_data(frame)
             case "end_session" | "pause_session":
@@ -155,14 +158,16 @@ class NekoDialect:
             case _ if action in _IGNORED_ACTIONS:
                 return []
             case _:
-                raise ProtocolError(ErrorCode.UNKNOWN_MESSAGE_TYPE, f"unknown action: {action[:64]}")
+                raise unknown_type("action", action)
 
     def _stream_data(self, frame: dict[str, Any]) -> list[ev.Command]:
         kind, data = frame.get("input_type"), frame.get("data")
         if not isinstance(kind, str):  # a list or object would not even be hashable below
             raise ProtocolError(ErrorCode.INVALID_MESSAGE_FORMAT, "'input_type' must be a string")
         if kind == "text":
-            if not isinstance(data, str) or not data.strip():
+            if data is not None and not isinstance(data, str):
+                raise ProtocolError(ErrorCode.INVALID_MESSAGE_FORMAT, "'data' must be a string")
+            if data is None or not data.strip():
                 raise ProtocolError(ErrorCode.MISSING_FIELD, "'data' must be a non-empty string")
             if len(data) > self._max_text:
                 raise ProtocolError(ErrorCode.TEXT_TOO_LONG, f"text is longer than {self._max_text} characters")
@@ -172,7 +177,7 @@ class NekoDialect:
             return self._audio_in(frame, int16_samples(data))
         if kind in _IGNORED_STREAMS:
             return []
-        raise ProtocolError(ErrorCode.INVALID_MESSAGE_FORMAT, f"invalid input_type: {str(kind)[:32]}")
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE_FORMAT, f"invalid input_type: {shown(kind, 32)}")
 
     def _audio_in(self, frame: dict[str, Any], samples: np.ndarray) -> list[ev.Command]:
         rate = frame.get("sample_rate")
@@ -195,7 +200,9 @@ class NekoDialect:
 
     # ------------------------------------------------------------ server -> client
 
-    def encode(self, event: ev.Event) -> list[str | bytes]:
+    def encode(self, event: Outgoing) -> list[str | bytes]:
+        if (frames := housekeeping(event)) is not None:
+            return frames
         match event:
             case ev.SessionStarted(server_vad=server_vad):
                 self._server_vad = server_vad
@@ -227,8 +234,6 @@ class NekoDialect:
                 details = {"message": message, **({"turn_id": turn} if turn else {})}
                 status = {"code": _STATUS_CODES.get(code, str(code)), "details": details}
                 return [dumps({"type": "status", "message": dumps(status)})]
-            case ev.Pong(payload=Reply(frames=frames)):
-                return [dumps(frame) for frame in frames]
             case ev.Pong():
                 return [dumps({"type": "pong"})]
         return []

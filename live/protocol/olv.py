@@ -4,10 +4,9 @@ A translator over the same engine, so OLV's web and desktop clients can talk to
 AstrBot. Client audio is float32 sample arrays at 16 kHz; every sentence goes
 back as one base64 WAV with a lip-sync envelope (`volumes`, one per 20 ms).
 
-Replies to request/response frames (`heartbeat`, `fetch-configs`, ...) travel
-through the engine as the payload of a `Ping`: the engine answers every `Ping`
-with a `Pong` carrying the same payload, in order with everything else, and
-`encode` turns a `Reply` payload back into its frames. The dialect stays pure.
+Replies to request/response frames (`heartbeat`, `fetch-configs`, ...) are a
+`Reply` this dialect decodes and encodes itself: the connection queues it with
+the engine's events, so it leaves in order, and the engine never sees it.
 
 Expression tags: `[word]` tags at the start of a sentence (`[joy] Nice to see
 you!`) become `actions.expressions` (lower-cased, in order) and are removed
@@ -19,7 +18,6 @@ from __future__ import annotations
 import base64
 import re
 from collections import deque
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,7 +26,8 @@ from ..audio.envelope import rms_envelope
 from ..audio.wav import pcm16_to_wav, wav_to_pcm16
 from ..engine import events as ev
 from ..errors import ErrorCode, ProtocolError
-from .astrbot_live import dumps, parse_object, text_of, viewer_of
+from . import Decoded, Outgoing, Reply
+from .fields import chat_request, dumps, frame_type, housekeeping, parse_object, text_of, unknown_type, viewer_of
 
 NAME = "olv"
 SLICE_MS = 20
@@ -45,17 +44,12 @@ def leading_tags(text: str) -> tuple[list[str], str]:
     return [tag.lower() for tag in _TAG.findall(match.group(1))], text[match.end() :]
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """Frames answering a client frame; carried as a `Ping` payload, returned in the `Pong`."""
-
-    frames: tuple[dict[str, Any], ...]
-
-
 def float_pcm(value: Any, field: str = "audio") -> bytes:
     """A JSON array of float samples in [-1, 1] as PCM16 LE bytes."""
+    if value is None:
+        raise ProtocolError(ErrorCode.MISSING_FIELD, f"'{field}' is required (an array of float samples)")
     if not isinstance(value, list):
-        raise ProtocolError(ErrorCode.MISSING_FIELD, f"'{field}' must be an array of float samples")
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE_FORMAT, f"'{field}' must be an array of float samples")
     try:
         samples = np.asarray(value, dtype=np.float32)
     except (TypeError, ValueError, OverflowError):  # OverflowError: an integer beyond any float
@@ -72,8 +66,11 @@ def control(text: str) -> dict[str, Any]:
 class OlvDialect:
     name = NAME
 
-    def __init__(self, max_text_chars: int = 4000, character_name: str = "AstrBot", avatar: str = "") -> None:
+    def __init__(
+        self, max_text_chars: int = 4000, character_name: str = "AstrBot", avatar: str = "", *, chat_default: bool = False
+    ) -> None:
         self._max_text = max_text_chars
+        self._chat_default = chat_default  # a `ct=chat` socket: frames without `ct` are chat frames
         self._character = character_name
         self._avatar = avatar
         self._stamp: str | None = None  # the utterance opened by mic-audio-data
@@ -87,15 +84,14 @@ class OlvDialect:
 
     # ------------------------------------------------------------ client -> server
 
-    def decode_binary(self, data: bytes) -> list[ev.Command]:
+    def decode_binary(self, data: bytes) -> list[Decoded]:
         raise ProtocolError(ErrorCode.INVALID_MESSAGE_FORMAT, "binary frames are not part of the OLV protocol")
 
-    def decode_text(self, raw: str) -> list[ev.Command]:
-        frame = parse_object(raw)
-        kind = frame.get("type")
-        if not isinstance(kind, str) or not kind:
-            raise ProtocolError(ErrorCode.MISSING_FIELD, "'type' (the message type) is required")
-        match kind:
+    def decode_text(self, raw: str) -> list[Decoded]:
+        frame = parse_object(raw, "type")
+        if (chat := chat_request(frame, self._chat_default)) is not None:
+            return [chat]
+        match kind := frame_type(frame, "type"):
             case "text-input":
                 text = text_of(frame, self._max_text)
                 self._typed.append(text)
@@ -124,14 +120,14 @@ class OlvDialect:
                 self._client_interrupted = True
                 return [ev.Interrupt(heard_text=heard if isinstance(heard, str) else None)]
             case "heartbeat":
-                return [ev.Ping(Reply(({"type": "heartbeat-ack"},)))]
+                return [Reply(({"type": "heartbeat-ack"},))]
             case _ if kind in _IGNORED:
                 return []
             case _:
                 frames = self._answer(kind, frame)
                 if frames is None:
-                    raise ProtocolError(ErrorCode.UNKNOWN_MESSAGE_TYPE, f"unknown message type: {kind[:64]}")
-                return [ev.Ping(Reply(frames))]
+                    raise unknown_type("message type", kind)
+                return [Reply(frames)]
 
     def _answer(self, kind: str, frame: dict[str, Any]) -> tuple[dict[str, Any], ...] | None:
         """Benign answers to the config, history and group messages a stock client sends."""
@@ -145,7 +141,7 @@ class OlvDialect:
             case "switch-config":
                 # every error frame carries a code, like the engine's errors (`_frames` below)
                 return ({"type": "error", "message": "switching characters is not supported here",
-                         "code": ErrorCode.NOT_AVAILABLE.value},)  # fmt: skip
+                         "code": ErrorCode.UNSUPPORTED.value},)  # fmt: skip
             case "fetch-history-list":
                 return ({"type": "history-list", "histories": []},)
             case "fetch-and-set-history":
@@ -160,7 +156,9 @@ class OlvDialect:
 
     # ------------------------------------------------------------ server -> client
 
-    def encode(self, event: ev.Event) -> list[str | bytes]:
+    def encode(self, event: Outgoing) -> list[str | bytes]:
+        if (frames := housekeeping(event)) is not None:
+            return frames
         return [dumps(frame) for frame in self._frames(event)]
 
     def _frames(self, event: ev.Event) -> list[dict[str, Any]]:
@@ -204,10 +202,6 @@ class OlvDialect:
                 return [*self._flush_unvoiced(), {"type": "backend-synth-complete"}, {"type": "force-new-message"}]
             case ev.ErrorRaised(code=code, message=message):
                 return [{"type": "error", "message": message, "code": str(code)}]
-            case ev.Pong(payload=Reply(frames=frames)):
-                return list(frames)
-            case ev.Pong():
-                return [{"type": "heartbeat-ack"}]
         return []
 
     def _model_and_conf(self) -> dict[str, Any]:

@@ -1,15 +1,16 @@
 """One WebSocket connection: the receive loop, the send loop, limits.
 
-The receive loop only decodes and hands commands to the session; it never
-waits for a turn. The send loop drains the outbox. `run()` has one
-`finally` that ends everything the connection started.
+The receive loop only hands frames to the dialect and what it decodes to the
+session (or to unified chat mode); it never waits for a turn. The send loop
+drains the outbox through the dialect. `run()` has one `finally` that ends
+everything the connection started; `close()` asks for that end and awaits it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
+from enum import Enum
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -21,7 +22,7 @@ from ..engine.events import ErrorRaised, ReceiveAudioConfigured, SentenceAudio, 
 from ..engine.session import LiveSession
 from ..rooms.room import RoomMember
 from ..errors import CloseCode, ErrorCode, ProtocolError
-from ..protocol import Dialect
+from ..protocol import ChatReply, ChatRequest, Dialect, Reply
 from .outbox import Outbox
 from .ratelimit import FrameRateLimiter
 
@@ -41,6 +42,12 @@ async def close_draining(websocket: WebSocket, code: int, reason: str, timeout_s
         await asyncio.gather(closing, return_exceptions=True)
 
 
+class ConnectionState(Enum):
+    OPEN = "open"  # frames flow both ways
+    CLOSING = "closing"  # a close was asked for (reload, flood, failure): cleanup is under way
+    CLOSED = "closed"  # `run()` has ended everything the connection started
+
+
 class Connection:
     def __init__(
         self,
@@ -50,7 +57,6 @@ class Connection:
         dialect: Dialect,
         session_factory: Callable[[Callable], LiveSession | RoomMember],
         chat_factory: Callable[[Callable], Any] | None,
-        chat_default: bool,
         receive_audio: bool = True,
     ) -> None:
         self.websocket = websocket
@@ -60,10 +66,11 @@ class Connection:
         self.session = session_factory(self.outbox.put)
         self._chat_factory = chat_factory
         self._chat: Any | None = None
-        self._chat_default = chat_default
         self._send_lock = asyncio.Lock()
         self._limiter = FrameRateLimiter(settings.limits.max_frames_per_second)
         self._close_code: int | None = None
+        self.state = ConnectionState.OPEN
+        self._ended = asyncio.Event()  # set when `run()` has cleaned up
         self.username = self.session.conversation.username
         self.receive_audio = receive_audio  # False: answer audio frames are not sent to this client
 
@@ -79,20 +86,34 @@ class Connection:
             pass
         except Exception as exc:
             logger.error("live connection %s failed: %s", self.session.id, exc, exc_info=True)
-            self._close_code = CloseCode.INTERNAL_ERROR
+            self._closing(CloseCode.INTERNAL_ERROR)
         finally:
-            await self.session.close()
-            if self._chat is not None:
-                await self._chat.close()
-            await self._flush_outbox(sender)
-            await self._close_socket(self._close_code or CloseCode.NORMAL)
+            self._closing(CloseCode.NORMAL)
+            try:
+                await self.session.close()
+                if self._chat is not None:
+                    await self._chat.close()
+                await self._flush_outbox(sender)
+                await self._close_socket(self._close_code or CloseCode.NORMAL)
+            finally:
+                self.state = ConnectionState.CLOSED
+                self._ended.set()
+
+    def _closing(self, code: int) -> bool:
+        """Enter CLOSING with this close code; False when a close is already under way."""
+        if self.state is not ConnectionState.OPEN:
+            return False
+        self.state, self._close_code = ConnectionState.CLOSING, code
+        return True
 
     async def close(self, code: int, reason: str) -> None:
-        """Ask the connection to end (plugin reload, shutdown), saying why first; `run()` cleans up."""
-        self._close_code = code
-        self.outbox.put(ErrorRaised(ErrorCode.NOT_AVAILABLE, reason))
-        await self._drained(timeout_s=1.0)
-        await self._close_socket(code, reason)
+        """End the connection (plugin reload, shutdown), saying why first; returns once `run()` has
+        cleaned up (the turn saved its heard history)."""
+        if self._closing(code):
+            self.outbox.put(ErrorRaised(ErrorCode.NOT_AVAILABLE, reason))
+            await self._drained(timeout_s=1.0)
+            await self._close_socket(code, reason)  # the receive loop sees the disconnect; `run()` cleans up
+        await self._ended.wait()
 
     async def _drained(self, timeout_s: float, sender: asyncio.Task | None = None) -> None:
         """Wait (briefly) until queued frames went out."""
@@ -129,43 +150,45 @@ class Connection:
                 continue
             try:
                 if data is not None:
-                    commands = self.dialect.decode_binary(data)
+                    decoded = self.dialect.decode_binary(data)
                 elif text is not None:
-                    if await self._maybe_chat(text):
-                        continue
-                    commands = self.dialect.decode_text(text)
+                    decoded = self.dialect.decode_text(text)
                 else:
                     continue
             except ProtocolError as exc:
                 self.outbox.put(ErrorRaised(exc.code, exc.message))
                 continue
-            for command in commands:
-                if isinstance(command, SetReceiveAudio):
-                    self.receive_audio = command.enabled
-                    self.outbox.put(ReceiveAudioConfigured(command.enabled))
-                self.session.handle(command)
+            for item in decoded:
+                match item:
+                    case Reply():  # the dialect's own answer: queued in order, the engine never sees it
+                        self.outbox.put(item)
+                    case ChatRequest(frame=frame):
+                        await self._chat_request(frame)
+                    case SetReceiveAudio(enabled=enabled):
+                        self.receive_audio = enabled
+                        self.outbox.put(ReceiveAudioConfigured(enabled))
+                        self.session.handle(item)
+                    case _:
+                        self.session.handle(item)
 
     async def _shed_flood(self) -> None:
         """Close with FLOODING while still reading (and dropping) what the client keeps sending:
         the server only completes its close once the frames queued ahead of it are read."""
-        self._close_code = CloseCode.FLOODING
+        self._closing(CloseCode.FLOODING)
         await asyncio.sleep(0.05)  # let the error frame go out first
         await close_draining(self.websocket, CloseCode.FLOODING, "flooding")
 
-    async def _maybe_chat(self, text: str) -> bool:
-        """Unified chat mode: frames with `ct: "chat"` (or every frame on a `ct=chat` socket)."""
-        if self._chat_factory is None or (not self._chat_default and '"ct"' not in text):
-            return False
-        try:
-            frame = json.loads(text)
-        except ValueError:
-            return False  # the dialect reports malformed JSON
-        if not isinstance(frame, dict) or frame.get("ct", "chat" if self._chat_default else "live") != "chat":
-            return False
+    async def _chat_request(self, frame: dict) -> None:
+        """Unified chat mode, answered by the host's chat handler; its replies go out through the dialect."""
+        if self._chat_factory is None:
+            self.outbox.put(ErrorRaised(ErrorCode.UNSUPPORTED, "unified chat mode is not available here"))
+            return
         if self._chat is None:
-            self._chat = self._chat_factory(self._send_json)
+            self._chat = self._chat_factory(self._chat_reply)
         await self._chat.handle(frame)
-        return True
+
+    async def _chat_reply(self, payload: dict) -> None:
+        self.outbox.put(ChatReply(payload))
 
     # ------------------------------------------------------------ send
 
@@ -177,9 +200,6 @@ class Connection:
             for frame in self.dialect.encode(event):
                 if not await self._send(frame):
                     return
-
-    async def _send_json(self, payload: dict) -> None:
-        await self._send(json.dumps(payload, ensure_ascii=False, separators=(",", ":")))
 
     async def _send(self, frame: str | bytes) -> bool:
         if self.websocket.application_state != WebSocketState.CONNECTED:

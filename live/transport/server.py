@@ -1,7 +1,7 @@
 """The `/api/v1/live/ws` endpoint: authenticate, pick dialect and mode, run.
 
 No frame is processed before authentication succeeds. Failures send an
-`error` frame with a code, then close 1008.
+`error` frame with a code, in the client's dialect, then close 1008.
 """
 
 from __future__ import annotations
@@ -9,49 +9,28 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from statistics import quantiles
-from typing import Any, Protocol
+from typing import Any
 
 from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocket
 
 from astrbot.api import logger
 
-from ..audio.vad import Endpointer
 from ..config import LiveSettings
-from ..engine.ports import Agent, Conversation, Speech
+from ..engine.events import ErrorRaised
+from ..engine.ports import Conversation
 from ..engine.session import LiveSession
-from ..engine.speech import OutputFormat
 from ..engine.vad_worker import ServerVad, VadWorker
-from ..errors import AuthError, CloseCode, ErrorCode
-from ..protocol import Dialect
-from ..protocol.astrbot_live import dumps
-from ..rooms.room import ROLES, ROOM_NAME, Room, RoomKey, RoomMember, Rooms
+from ..errors import AuthError, CloseCode, ErrorCode, LiveError
+from ..rooms.room import Room, RoomKey, RoomMember, Rooms
+from ..services import Access, Services
 from .connection import Connection, close_draining
 from .credentials import extract
+from .request import ConnectRequest
 
 WS_PATH = "/api/v1/live/ws"
-
-
-class Access(Protocol):
-    def verify_dashboard_token(self, token: str) -> str: ...
-
-    async def verify_api_key(self, raw_key: str, raw_username: str | None) -> str: ...
-
-    async def open_conversation(self, username: str, conversation_id: str | None) -> str: ...
-
-
-@dataclass(slots=True)
-class Services:
-    """What the endpoint needs, built by main.py from the host."""
-
-    access: Callable[[Any], Access]  # app -> access checks
-    agent: Agent
-    speech: Speech
-    chat: Callable[..., Any] | None  # (app, access, username, cid, send_json) -> chat bridge
-    endpointer: Callable[[LiveSettings], Endpointer] | None
-    dialects: dict[str, Callable[[LiveSettings], Dialect]]
+CLOSE_ALL_TIMEOUT_S = 10.0  # turns being closed save their heard history within this
 
 
 class LiveServer:
@@ -72,62 +51,37 @@ class LiveServer:
 
     async def endpoint(self, websocket: WebSocket) -> None:
         await websocket.accept()
+        query = websocket.query_params
+        dialect_name = ConnectRequest.dialect_of(query, self._services.dialects)
         if not self.accepting:
-            await self._refuse(websocket, ErrorCode.NOT_AVAILABLE, "Live Mode is restarting", CloseCode.SERVICE_RESTART)
+            error = LiveError(ErrorCode.NOT_AVAILABLE, "Live Mode is restarting")
+            await self._refuse(websocket, dialect_name, error, CloseCode.SERVICE_RESTART)
             return
         settings = self._settings()
-        query = websocket.query_params
         access = self.access_for(websocket.app)
-        room_name, role = query.get("room"), (query.get("role") or "streamer").lower()
-        receive_audio = (query.get("audio") or "1").lower() not in ("0", "false", "off", "no")
-        try:
+        session_id = uuid.uuid4().hex
+        try:  # credentials first: nothing about the query is answered before them
             username = await self.authenticate(access, websocket, settings)
             if sum(1 for c in self.connections.values() if c.username == username) >= settings.limits.max_sessions_per_user:
                 raise AuthError(ErrorCode.TOO_MANY_SESSIONS, "too many live sessions open for this user")
-        except AuthError as exc:
-            await self._refuse(websocket, exc.code, exc.message, CloseCode.POLICY_VIOLATION)
-            return
-        dialect_name = (query.get("protocol") or "astrbot").lower()
-        ct = (query.get("ct") or "live").lower()
-        output = self._output_format(query, settings)
-        if dialect_name not in self._services.dialects or ct not in ("live", "chat") or output is None:
-            await self._refuse(
-                websocket,
-                ErrorCode.INVALID_MESSAGE_FORMAT,
-                "unsupported query: protocol must be one of "
-                f"{sorted(self._services.dialects)}, ct live or chat, audio_format wav or pcm16",
-                CloseCode.POLICY_VIOLATION,
-            )
-            return
-        if room_name is not None and (not ROOM_NAME.match(room_name) or role not in ROLES):
-            await self._refuse(
-                websocket,
-                ErrorCode.INVALID_MESSAGE_FORMAT,
-                "room must be 1-64 letters, digits, '-', '_' or '.', and role streamer, bridge or listener",
-                CloseCode.POLICY_VIOLATION,
-            )
-            return
-        session_id = uuid.uuid4().hex
-        try:
-            conversation, session_factory = await self._seat(
-                access, username, session_id, settings, query, output, room_name, role, receive_audio
-            )
-        except AuthError as exc:
-            await self._refuse(websocket, exc.code, exc.message, CloseCode.POLICY_VIOLATION)
+            request = ConnectRequest.parse(query, settings, self._services.dialects)
+            conversation, session_factory = await self._seat(access, username, session_id, settings, request)
+        except LiveError as exc:  # AuthError, or a ProtocolError about the query
+            await self._refuse(websocket, dialect_name, exc, CloseCode.POLICY_VIOLATION)
             return
         connection = Connection(
             websocket,
             settings=settings,
-            dialect=self._services.dialects[dialect_name](settings),
+            dialect=self._services.dialects[request.dialect](settings, request.chat_default),
             session_factory=session_factory,
             chat_factory=self._chat_factory(websocket.app, access, conversation),
-            chat_default=ct == "chat",
-            receive_audio=receive_audio,
+            receive_audio=request.receive_audio,
         )
         self.connections[session_id] = connection
         logger.info(
-            "live session %s opened user=%s dialect=%s ct=%s room=%s",
-            session_id, username, dialect_name, ct, f"{room_name} ({role})" if room_name else "-",
+            "live session %s opened user=%s dialect=%s chat_default=%s room=%s",
+            session_id, username, request.dialect, request.chat_default,
+            f"{request.room} ({request.role})" if request.room else "-",
         )
         try:
             await connection.run()
@@ -135,30 +89,29 @@ class LiveServer:
             self.connections.pop(session_id, None)
             logger.info("live session %s closed", session_id)
 
-    async def _seat(self, access, username, session_id, settings, query, output, room_name, role, receive_audio):
+    async def _seat(self, access: Access, username: str, session_id: str, settings: LiveSettings, request: ConnectRequest):
         """This connection's conversation and session: its own, or a seat in a shared room."""
-        requested_cid = query.get("conversation_id") or query.get("session_id")
-        if room_name is None:
-            conversation = Conversation(username, await access.open_conversation(username, requested_cid))
-            return conversation, lambda sink: self._session(session_id, conversation, settings, sink, query, output)
+        if request.room is None:
+            conversation = Conversation(username, await access.open_conversation(username, request.conversation_id))
+            return conversation, lambda sink: self._session(session_id, conversation, settings, sink, request)
 
         async def create_room(key: RoomKey) -> Room:
             room_conversation = Conversation(
-                username, await access.open_conversation(username, requested_cid or key.default_conversation_id)
+                username, await access.open_conversation(username, request.conversation_id or key.default_conversation_id)
             )
             return Room(
                 key,
-                lambda sink: self._session(uuid.uuid4().hex, room_conversation, settings, sink, query, output),
+                lambda sink: self._session(uuid.uuid4().hex, room_conversation, settings, sink, request),
                 settings.room_queue,
             )
 
-        room = await self.rooms.open(username, room_name, max_per_owner=settings.limits.max_rooms_per_user, create=create_room)
-        return room.session.conversation, lambda sink: RoomMember(room, session_id, role, receive_audio, sink)
+        room = await self.rooms.open(username, request.room, max_per_owner=settings.limits.max_rooms_per_user, create=create_room)
+        return room.session.conversation, lambda sink: RoomMember(room, session_id, request.role, request.receive_audio, sink)
 
-    def _session(self, session_id, conversation, settings, sink, query, output) -> LiveSession:
-        vad_off = (query.get("vad") or "server").lower() in ("off", "client", "none")
+    def _session(self, session_id, conversation, settings, sink, request: ConnectRequest) -> LiveSession:
         factory = self._services.endpointer
-        vad = None if vad_off or factory is None or self.vad is None else ServerVad(self.vad, lambda: factory(settings))
+        use_vad = request.server_vad and factory is not None and self.vad is not None
+        vad = ServerVad(self.vad, lambda: factory(settings)) if use_vad else None
         return LiveSession(
             session_id=session_id,
             conversation=conversation,
@@ -167,8 +120,8 @@ class LiveServer:
             speech=self._services.speech,
             sink=sink,
             vad=vad,
-            output=output,
-            reports_playback=query.get("report_playback") in ("1", "true"),
+            output=request.output,
+            reports_playback=request.reports_playback,
         )
 
     def _chat_factory(self, app, access, conversation: Conversation):
@@ -176,17 +129,6 @@ class LiveServer:
         if make is None:
             return None
         return lambda send_json: make(app, access, conversation.username, conversation.conversation_id, send_json)
-
-    @staticmethod
-    def _output_format(query, settings: LiveSettings) -> OutputFormat | None:
-        fmt = (query.get("audio_format") or settings.output_audio_format).lower()
-        try:
-            rate = int(query.get("sample_rate") or settings.output_sample_rate)
-        except ValueError:
-            return None
-        if fmt not in ("wav", "pcm16") or not (rate == 0 or 8000 <= rate <= 48000):
-            return None
-        return OutputFormat(fmt, rate)
 
     async def authenticate(self, access: Access, conn: HTTPConnection, settings: LiveSettings | None = None) -> str:
         """The username these credentials speak for, or AuthError."""
@@ -200,24 +142,25 @@ class LiveServer:
             return await access.verify_api_key(creds.api_key, creds.username)
         raise AuthError(ErrorCode.UNAUTHORIZED, "Missing credentials: pass ?token= (dashboard) or an API key")
 
-    @staticmethod
-    async def _refuse(websocket: WebSocket, code: ErrorCode, message: str, close_code: int) -> None:
-        """One error frame that says why, then the close (see `close_draining`)."""
+    async def _refuse(self, websocket: WebSocket, dialect_name: str, error: LiveError, close_code: int) -> None:
+        """One error frame in the client's dialect that says why, then the close (see `close_draining`)."""
+        dialect = self._services.dialects[dialect_name](self._settings(), False)
         try:
-            await websocket.send_text(dumps({"t": "error", "code": code.value, "data": message}))
+            for frame in dialect.encode(ErrorRaised(error.code, error.message)):
+                await (websocket.send_bytes(frame) if isinstance(frame, bytes) else websocket.send_text(frame))
         except Exception:  # the client is already gone
             return
-        await close_draining(websocket, close_code, message)
+        await close_draining(websocket, close_code, error.message)
 
     async def close_all(self, code: int, reason: str) -> None:
-        """Close every live socket with a clear code and wait for their cleanup."""
+        """Close every live socket with a clear code and wait (bounded) until each has cleaned up."""
         self.accepting = False
-        connections = list(self.connections.values())
-        await asyncio.gather(*(c.close(code, reason) for c in connections), return_exceptions=True)
-        for _ in range(200):  # bounded: up to 10 s for turns to save their history
-            if not self.connections:
-                break
-            await asyncio.sleep(0.05)
+        closing = [asyncio.create_task(c.close(code, reason)) for c in list(self.connections.values())]
+        if closing:
+            _done, pending = await asyncio.wait(closing, timeout=CLOSE_ALL_TIMEOUT_S)
+            for task in pending:  # a turn that would not finish: its connection still ends on its own
+                task.cancel()
+            await asyncio.gather(*closing, return_exceptions=True)
         await self.rooms.close_all()
         if self.vad is not None:
             await self.vad.aclose()

@@ -25,7 +25,7 @@ async def still_usable(client):
         ('{"t": "speaking_part", "data": "%%%not-base64%%%"}', "INVALID_AUDIO"),
         ('{"t": "speaking_part", "data": "AAAA"}', "INVALID_AUDIO"),
         ('{"t": "text_input"}', "MISSING_FIELD"),
-        ('{"t": "text_input", "text": 42}', "MISSING_FIELD"),
+        ('{"t": "text_input", "text": 42}', "INVALID_MESSAGE_FORMAT"),  # a wrong type, not a missing field
         ('{"t": "interrupt", "played_ms": "soon"}', "INVALID_MESSAGE_FORMAT"),
         ('{"t": "end_speaking", "stamp": "x"}', "NOT_SPEAKING"),
         ('{"t": "configure", "output_audio": {"format": "mp3"}}', "UNSUPPORTED_FORMAT"),

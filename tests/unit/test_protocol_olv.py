@@ -10,9 +10,10 @@ from live.audio.envelope import rms_envelope
 from live.audio.wav import pcm16_to_wav, wav_to_pcm16
 from live.engine import events as ev
 from live.errors import ErrorCode, ProtocolError
-from live.protocol.olv import OlvDialect, Reply, float_pcm, leading_tags
+from live.protocol import Reply
+from live.protocol.olv import OlvDialect, float_pcm, leading_tags
 
-SESSION = ev.SessionStarted("sess1", "conv1", "alice", True, "wav", 0, ("turn_ids",))
+SESSION = ev.SessionStarted("sess1", "conv1", "alice", True, "wav", 0)
 
 
 def tone(ms: int, rate: int = 24000, level: float = 0.3) -> bytes:
@@ -42,20 +43,20 @@ def encode(dialect, event):
         ({"type": "interrupt-signal", "text": "Once upon a"}, [ev.Interrupt(heard_text="Once upon a")]),
         ({"type": "interrupt-signal", "text": ""}, [ev.Interrupt(heard_text="")]),
         ({"type": "interrupt-signal"}, [ev.Interrupt()]),
-        ({"type": "heartbeat"}, [ev.Ping(Reply(({"type": "heartbeat-ack"},)))]),
+        ({"type": "heartbeat"}, [Reply(({"type": "heartbeat-ack"},))]),
         ({"type": "frontend-playback-complete"}, []),
         ({"type": "audio-play-start", "display_text": {"text": "x"}}, []),
         ({"type": "ai-speak-signal"}, []),
         ({"type": "create-new-history"}, []),
-        ({"type": "fetch-configs"}, [ev.Ping(Reply(({"type": "config-files", "configs": []},)))]),
-        ({"type": "fetch-backgrounds"}, [ev.Ping(Reply(({"type": "background-files", "files": []},)))]),
-        ({"type": "fetch-history-list"}, [ev.Ping(Reply(({"type": "history-list", "histories": []},)))]),
-        ({"type": "fetch-and-set-history", "history_uid": "h"}, [ev.Ping(Reply(({"type": "history-data", "messages": []},)))]),
+        ({"type": "fetch-configs"}, [Reply(({"type": "config-files", "configs": []},))]),
+        ({"type": "fetch-backgrounds"}, [Reply(({"type": "background-files", "files": []},))]),
+        ({"type": "fetch-history-list"}, [Reply(({"type": "history-list", "histories": []},))]),
+        ({"type": "fetch-and-set-history", "history_uid": "h"}, [Reply(({"type": "history-data", "messages": []},))]),
         (
             {"type": "delete-history", "history_uid": "h1"},
-            [ev.Ping(Reply(({"type": "history-deleted", "success": False, "history_uid": "h1"},)))],
+            [Reply(({"type": "history-deleted", "success": False, "history_uid": "h1"},))],
         ),
-        ({"type": "request-group-info"}, [ev.Ping(Reply(({"type": "group-update", "members": [], "is_owner": False},)))]),
+        ({"type": "request-group-info"}, [Reply(({"type": "group-update", "members": [], "is_owner": False},))]),
     ],
 )
 def test_decode_golden(frame, expected):
@@ -71,7 +72,7 @@ def test_decode_golden(frame, expected):
         ('{"type": "warp-drive"}', ErrorCode.UNKNOWN_MESSAGE_TYPE),
         ('{"type": "text-input", "text": "   "}', ErrorCode.MISSING_FIELD),
         ('{"type": "text-input", "text": "' + "x" * 50 + '"}', ErrorCode.TEXT_TOO_LONG),
-        ('{"type": "mic-audio-data", "audio": "AAAA"}', ErrorCode.MISSING_FIELD),
+        ('{"type": "mic-audio-data", "audio": "AAAA"}', ErrorCode.INVALID_MESSAGE_FORMAT),  # a wrong type
         ('{"type": "mic-audio-data", "audio": [0.1, "loud"]}', ErrorCode.INVALID_AUDIO),
         ('{"type": "mic-audio-data", "audio": [[0.1], [0.2]]}', ErrorCode.INVALID_AUDIO),
         ('{"type": "raw-audio-data"}', ErrorCode.MISSING_FIELD),
@@ -132,7 +133,7 @@ def test_connect_sends_what_the_stock_client_expects():
     ]
     assert encode(olv, ev.StateChanged("listening")) == []  # the initial state: no chain to end
     answer = decode(olv, {"type": "request-init-config"})[0]
-    assert encode(olv, ev.Pong(answer.payload)) == [
+    assert encode(olv, answer) == [
         {"type": "set-model-and-conf", "conf_name": "AstrBot", "conf_uid": "conv1", "client_uid": "sess1"}
     ]
 
@@ -233,8 +234,7 @@ def test_barge_in_sends_control_interrupt_unless_the_client_stopped_itself():
         (ev.StateChanged("speaking"), []),
         (ev.StateChanged("listening"), []),
         (ev.OutputConfigured("wav", 0), []),
-        (ev.Pong(None), [{"type": "heartbeat-ack"}]),
-        (ev.Pong(Reply(({"type": "heartbeat-ack"},))), [{"type": "heartbeat-ack"}]),
+        (Reply(({"type": "heartbeat-ack"},)), [{"type": "heartbeat-ack"}]),
         (ev.ErrorRaised(ErrorCode.STT_FAILED, "no words", "T"), [{"type": "error", "message": "no words", "code": "STT_FAILED"}]),
     ],
 )
