@@ -126,7 +126,6 @@ class SessionStarted:
     server_vad: bool
     output_format: str
     output_sample_rate: int
-    features: tuple[str, ...]
     room: RoomMembership | None = None
 
 

@@ -48,22 +48,6 @@ from .vad_worker import ServerVad, VadStream
 
 log = logging.getLogger("astrbot")
 
-FEATURES = (
-    "turn_ids",
-    "binary_pcm_input",
-    "server_vad",
-    "ping",
-    "mute",
-    "interrupt_played_ms",
-    "playback_report",
-    "output_format",
-    "state",
-    "text_input",
-    "receive_audio",
-    "rooms",
-)
-
-
 class LiveSession:
     def __init__(
         self,
@@ -146,7 +130,6 @@ class LiveSession:
                 server_vad=self._vad is not None,
                 output_format=self._ctx.output.audio_format,
                 output_sample_rate=self._ctx.output.sample_rate,
-                features=FEATURES,
             )
         )
         self._sink(StateChanged("listening"))
