@@ -1,7 +1,7 @@
 """Live Mode benchmark: the plugin against the host's built-in live backend, in one run.
 
-    /work/venv/bin/python bench/run.py            # full run, ~6-7 min; writes bench/results/
-    /work/venv/bin/python bench/run.py --quick    # smoke-sized run, ~85 s; writes bench/results/quick/
+    .venv/bin/python bench/run.py            # full run, ~6-7 min; writes bench/results/
+    .venv/bin/python bench/run.py --quick    # smoke-sized run, ~85 s; writes bench/results/quick/
 
 Boots a real AstrBot (core + dashboard) with this plugin and the fake OpenAI-compatible
 providers in this process (tests/harness), then measures over real WebSockets:

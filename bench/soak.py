@@ -1,7 +1,7 @@
 """Soak: many live sessions for many minutes, with turns and barge-ins; nothing may fail or grow.
 
-    /work/venv/bin/python bench/soak.py                          # 200 sessions, 10 minutes (defaults)
-    /work/venv/bin/python bench/soak.py --sessions 20 --minutes 1  # a quick proof that it works
+    .venv/bin/python bench/soak.py                          # 200 sessions, 10 minutes (defaults)
+    .venv/bin/python bench/soak.py --sessions 20 --minutes 1  # a quick proof that it works
 
 Boots a real AstrBot (core + dashboard) with this plugin and the fake OpenAI-compatible providers
 in this process (tests/harness), like bench/run.py; loopback only, bounded in time. The load runs
