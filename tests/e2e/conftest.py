@@ -3,7 +3,9 @@
 The browser is Debian's /usr/bin/chromium driven by Python Playwright (sync API); its microphone
 is a WAV file (`--use-file-for-fake-audio-capture=<wav>%noloop`: after the file, silence). A
 second capture in the same browser would replay the file from the start, so each test launches
-its own browser with its own WAV (about 1 s). See /work/shared/reference/browser-e2e.md.
+its own browser with its own WAV (about 1 s). Never `playwright install` (it downloads browsers):
+Chromium comes from apt (scripts/test.sh installs it). The WAV must be 16-bit PCM: Chromium
+captures 24-bit files as silence.
 """
 
 from __future__ import annotations
