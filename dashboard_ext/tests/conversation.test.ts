@@ -30,14 +30,16 @@ describe('Conversation', () => {
     expect(c.entries[1].interrupted).toBeUndefined()
   })
 
-  it('marks an interrupted answer and keeps what was heard', () => {
+  it('marks an interrupted answer and shows what the end says was heard', () => {
     const c = new Conversation()
     play(c, [
       { t: 'user_msg', turn: 'b', data: { text: 'tell me a story' } },
       { t: 'bot_delta_chunk', turn: 'b', data: { text: 'Once upon a time, there was a fox.' } },
       { t: 'stop_play', turn: 'b' },
-      { t: 'end', turn: 'b', data: { interrupted: true, text: 'Once upon a time,' } },
     ])
+    expect(c.entries[1]).toMatchObject({ interrupted: true, pending: true })
+    expect(c.entries[1].heard).toBeUndefined()
+    c.apply({ t: 'end', turn: 'b', data: { interrupted: true, text: '', heard: 'Once upon a time,…' } })
     expect(c.entries[1]).toMatchObject({
       role: 'bot',
       text: 'Once upon a time, there was a fox.',
@@ -47,20 +49,25 @@ describe('Conversation', () => {
     })
   })
 
-  it('works out the heard part when playback is cut (the server sends no text on interrupt)', () => {
+  it('shows nothing extra for an interrupted answer whose end has no heard text (an older server)', () => {
     const c = new Conversation()
     play(c, [
       { t: 'user_msg', turn: 'h', data: { text: 'weather?' } },
       { t: 'bot_delta_chunk', turn: 'h', data: { text: 'Sunny today. Rain tomorrow.' } },
-      { t: 'bot_text_chunk', turn: 'h', seq: 0, data: { text: 'Sunny today.' } },
-      { t: 'response', turn: 'h', seq: 0, data: '', duration_ms: 800 },
-      { t: 'bot_text_chunk', turn: 'h', seq: 1, data: { text: 'Rain tomorrow.' } },
-      { t: 'response', turn: 'h', seq: 1, data: '', duration_ms: 900 },
-      { t: 'stop_play', turn: 'h' },
       { t: 'end', turn: 'h', data: { interrupted: true, text: '' } },
     ])
-    c.stopped('h', 900)
-    expect(c.entries[1]).toMatchObject({ interrupted: true, heard: 'Sunny today.', text: 'Sunny today. Rain tomorrow.' })
+    expect(c.entries[1]).toMatchObject({ interrupted: true, text: 'Sunny today. Rain tomorrow.' })
+    expect(c.entries[1].heard).toBeUndefined()
+  })
+
+  it('a local interrupt marks the answer at once', () => {
+    const c = new Conversation()
+    play(c, [
+      { t: 'user_msg', turn: 'i', data: { text: 'go on' } },
+      { t: 'bot_delta_chunk', turn: 'i', data: { text: 'Well,' } },
+    ])
+    c.stopped('i')
+    expect(c.entries[1].interrupted).toBe(true)
   })
 
   it('falls back to sentence chunks when a server sends no deltas', () => {
@@ -105,5 +112,27 @@ describe('Conversation', () => {
     c.reset()
     expect(c.serverState).toBe('listening')
     expect(c.entries[0].pending).toBe(false)
+  })
+
+  it('fills the transcript with the earlier turns from the history when a connection opens', () => {
+    const c = reactive(new Conversation())
+    play(c, [
+      { t: 'user_msg', turn: 'old', data: { text: 'shown before the reconnect' } },
+      { t: 'hello', data: { protocol: 'astrbot-live', version: 1, conversation_id: 'cid' } },
+      { t: 'user_msg', turn: 'new', data: { text: 'asked just now' } },
+    ])
+    c.loadHistory([
+      { role: 'user', text: 'first question', interrupted: false, ts: 1 },
+      { role: 'bot', text: 'A first answer, cut…', interrupted: true, ts: 2 },
+      { role: 'user', text: 'asked just now', interrupted: false, ts: 3 }, // saved while the history was read
+    ])
+    expect(c.entries.map((e) => [e.role, e.text, e.interrupted])).toEqual([
+      ['user', 'first question', undefined],
+      ['bot', 'A first answer, cut…', true],
+      ['user', 'asked just now', undefined],
+    ])
+    expect(new Set(c.entries.map((e) => e.id)).size).toBe(3)
+    c.apply({ t: 'bot_delta_chunk', turn: 'new', data: { text: 'Answer.' } })
+    expect(c.entries[3]).toMatchObject({ role: 'bot', turn: 'new', text: 'Answer.' })
   })
 })

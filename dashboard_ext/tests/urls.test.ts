@@ -32,7 +32,14 @@ describe('urls', () => {
   })
 
   it('reads the page parameters that pass through to the socket', () => {
-    expect(pageParams('?conversation_id=abc&room=stage&x=1')).toEqual({ token: null, conversation_id: 'abc', room: 'stage' })
+    expect(pageParams('?conversation_id=abc&room=stage&x=1')).toEqual({
+      token: null,
+      conversation_id: 'abc',
+      room: 'stage',
+      embed: null,
+    })
+    expect(pageParams('?embed=webchat').embed).toBe('webchat')
+    expect(pageParams('?embed=other').embed).toBeNull()
   })
 
   it('builds the OBS overlay URL of a room next to the page, with a JWT or an API key', () => {

@@ -10,12 +10,33 @@ const b64clip = (ms: number) =>
 
 let ctx: FakeAudioContext
 let store: Record<string, string>
+/** The host's HTTP API as the page sees it: the history of a conversation, and the login. */
+let requests: { url: string; init?: RequestInit }[]
+let historyRows: unknown[]
+
+const json = (body: unknown, status = 200) =>
+  ({ status, ok: status < 400, json: async () => body }) as Response
+
+async function fakeFetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
+  const url = String(input)
+  requests.push({ url, init })
+  if (url.includes('/api/v1/chat/sessions/')) return json({ status: 'ok', data: { history: historyRows } })
+  if (url.endsWith('/api/v1/auth/login')) {
+    const { password } = JSON.parse(String(init?.body))
+    return password === 'Right-Pass-1'
+      ? json({ status: 'ok', data: { token: 'fresh-jwt', username: 'astrbot', change_pwd_hint: false } })
+      : json({ status: 'error', message: '用户名或密码错误', data: null }, 401)
+  }
+  return json({ status: 'error', message: 'not found' }, 404)
+}
 
 beforeEach(() => {
   vi.useFakeTimers()
   FakeWebSocket.reset()
   ctx = new FakeAudioContext()
   store = { token: 'jwt' }
+  requests = []
+  historyRows = []
   liveTest.log.length = 0
 })
 afterEach(() => vi.useRealTimers())
@@ -25,9 +46,14 @@ function start(search = '?conversation_id=c0') {
   const s = scope.run(() =>
     useLiveSession({
       location: { protocol: 'http:', host: '127.0.0.1:6185', pathname: '/live/', search },
-      storage: { getItem: (k) => store[k] ?? null },
+      storage: {
+        getItem: (k) => store[k] ?? null,
+        setItem: (k, v) => void (store[k] = v),
+        removeItem: (k) => void delete store[k],
+      },
       WebSocketImpl: FakeWebSocket as never,
       audioContext: () => ctx as never,
+      fetch: fakeFetch as typeof fetch,
     }),
   )!
   return { s, scope }
@@ -169,6 +195,44 @@ describe('useLiveSession', () => {
     store.token = 'later'
     vi.advanceTimersByTime(2000)
     expect(FakeWebSocket.last.url).toContain('token=later')
+  })
+
+  it('logs in with its own form through the host login API and shares the token with the dashboard', async () => {
+    delete store.token
+    const { s } = start()
+    expect(await s.auth.login('astrbot', 'wrong')).toMatchObject({ reason: 'credentials' })
+    expect(FakeWebSocket.instances).toHaveLength(0)
+    expect(await s.auth.login('astrbot', 'Right-Pass-1')).toBeNull()
+    const login = requests.find((r) => r.url.endsWith('/auth/login'))!
+    expect(login.url).toBe('/api/v1/auth/login')
+    expect(login.init?.method).toBe('POST')
+    expect(store.token).toBe('fresh-jwt')
+    expect(store.user).toBe('astrbot')
+    expect(s.auth.needsLogin.value).toBeNull()
+    expect(FakeWebSocket.last.url).toContain('token=fresh-jwt')
+  })
+
+  it('shows the earlier turns from the host history on open and again after a reconnect', async () => {
+    historyRows = [
+      { content: { type: 'user', message: [{ type: 'plain', text: 'earlier question' }] } },
+      { content: { type: 'bot', message: [{ type: 'plain', text: 'earlier answer' }] } },
+    ]
+    const { s, ws } = await connected()
+    await flush()
+    const reads = () => requests.filter((r) => r.url.includes('/chat/sessions/'))
+    expect(reads().map((r) => r.url)).toEqual(['/api/v1/chat/sessions/c1?page_size=100'])
+    expect((reads()[0].init?.headers as Record<string, string>).Authorization).toBe('Bearer jwt')
+    expect(s.conv.entries.map((e) => e.text)).toEqual(['earlier question', 'earlier answer'])
+
+    ws.receive({ t: 'user_msg', turn: 'T9', data: { text: 'new question' } })
+    ws.drop(1006)
+    vi.advanceTimersByTime(1000)
+    historyRows.push({ content: { type: 'user', message: [{ type: 'plain', text: 'new question' }] } })
+    FakeWebSocket.last.open()
+    FakeWebSocket.last.receive({ t: 'hello', data: { protocol: 'astrbot-live', version: 1, conversation_id: 'c1' } })
+    await flush()
+    expect(reads()).toHaveLength(2)
+    expect(s.conv.entries.map((e) => e.text)).toEqual(['earlier question', 'earlier answer', 'new question'])
   })
 
   it('stops audio and clears in-flight state when the connection drops', async () => {

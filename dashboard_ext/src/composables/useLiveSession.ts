@@ -1,221 +1,155 @@
-import { computed, getCurrentScope, onScopeDispose, reactive, shallowRef, watch } from 'vue'
+import { computed, reactive, shallowRef } from 'vue'
+import { setPageParam } from '../lib/addressBar'
 import { Conversation } from '../lib/conversation'
-import { asServerFrame, CLOSE_POLICY_VIOLATION, UNAUTHORIZED, type ClientFrame } from '../lib/protocol'
-import { isRoomName, RoomView } from '../lib/room'
+import { dispatchFrame, type FrameHandlers } from '../lib/frames'
+import type { ServerFrame } from '../lib/protocol'
 import { countAudioSent, liveTest, record } from '../lib/testLog'
-import { liveSocketUrl, loginUrl, overlayUrl, pageParams } from '../lib/urls'
+import { pageParams, pathPrefix } from '../lib/urls'
 import { useAudioPlayer } from './useAudioPlayer'
+import { useConversationHistory } from './useConversationHistory'
 import { useDashboardAuth } from './useDashboardAuth'
-import { useLiveSocket, type CloseInfo, type WebSocketCtor } from './useLiveSocket'
+import { useLiveConnection } from './useLiveConnection'
+import { useLiveRoom } from './useLiveRoom'
+import type { WebSocketCtor } from './useLiveSocket'
 import { useMicrophone } from './useMicrophone'
 import { useTurnPlayback } from './useTurnPlayback'
 
+export type { FatalError } from './useLiveConnection'
 export type OrbState = 'connecting' | 'listening' | 'hearing' | 'thinking' | 'speaking'
 
-/** The server refused the session for a reason a new login does not fix. */
-export interface FatalError {
-  code: string
-  message: string
-}
-
-const PING_MS = 15000
-/** Close codes that mean "your credentials were refused" (1008 and the 4401/4403 HTTP mirrors). */
-const AUTH_CLOSE_CODES = [CLOSE_POLICY_VIOLATION, 4401, 4403]
-
 export interface LiveSessionOptions {
-  /** @default window.location */
+  /** @default window.location (and then settings are mirrored into the address bar) */
   location?: Pick<Location, 'protocol' | 'host' | 'pathname' | 'search'>
   /** Where the dashboard keeps its token. @default window.localStorage */
-  storage?: Pick<Storage, 'getItem'>
+  storage?: Pick<Storage, 'getItem'> & Partial<Pick<Storage, 'setItem' | 'removeItem'>>
   /** Test seams. */
   WebSocketImpl?: WebSocketCtor
   audioContext?: () => AudioContext
+  fetch?: typeof fetch
 }
 
-/** The whole Live Mode session: login, socket, microphone, playback and the conversation view. */
+/**
+ * The Live page's session, put together from parts with one job each: the login, the connection,
+ * the room, the history, the microphone and playback. Every server frame goes through one
+ * dispatcher to the parts that handle it.
+ */
 export function useLiveSession(opts: LiveSessionOptions = {}) {
   const loc = opts.location ?? window.location
+  const mirror = opts.location ? () => {} : setPageParam
   const params = pageParams(loc.search)
-  const auth = useDashboardAuth({ urlToken: params.token, storage: opts.storage })
+  const prefix = pathPrefix(loc.pathname)
+  const auth = useDashboardAuth({ urlToken: params.token, storage: opts.storage, fetch: opts.fetch, loginUrl: `${prefix}/api/v1/auth/login` })
   const conversationId = shallowRef(params.conversation_id)
-  /** The live room this page streams in as the streamer (`?room=`), or null. */
-  const room = shallowRef<string | null>(isRoomName(params.room) ? params.room : null)
-  const roomView = reactive(new RoomView(room.value))
   const conv = reactive(new Conversation())
-  const rttMs = shallowRef<number | null>(null)
-  const fatal = shallowRef<FatalError | null>(null)
-  let lastError: FatalError | null = null
 
   const player = useAudioPlayer({ log: record, context: opts.audioContext })
   const mic = useMicrophone({
     context: opts.audioContext,
     onFrame: (pcm) => {
-      if (socket.send(pcm)) countAudioSent(pcm.byteLength)
+      if (connection.socket.send(pcm)) countAudioSent(pcm.byteLength)
     },
   })
-  const socket = useLiveSocket(socketUrl, { onOpen, onMessage, onClose, shouldReconnect, WebSocketImpl: opts.WebSocketImpl })
+  const room = useLiveRoom({
+    initial: params.room,
+    location: loc,
+    token: () => auth.token.value,
+    send: (frame) => connection.send(frame),
+    stopAudio: () => player.stopAll(),
+    onSwitch: (name) => {
+      mirror('room', name)
+      playback.reset()
+      conv.clear()
+      connection.open()
+    },
+  })
+  const connection = useLiveConnection({
+    location: loc,
+    auth,
+    params: () => ({ ...(room.socketParams() ?? { conversation_id: conversationId.value }), report_playback: '1' }),
+    onFrame: (frame) => route(frame),
+    onOpen: () => {
+      if (mic.muted.value) connection.send({ t: 'mute' })
+      if (!mic.active.value && !mic.error.value) void mic.start()
+    },
+    onClose: () => {
+      playback.reset()
+      conv.reset()
+      room.view.reset()
+    },
+    WebSocketImpl: opts.WebSocketImpl,
+  })
+  const history = useConversationHistory({ prefix, token: () => auth.token.value, conversation: conv, fetch: opts.fetch })
   const playback = useTurnPlayback(player, {
-    send,
+    send: connection.send,
     currentTurn: () => conv.currentTurn,
-    onStopped: (turn, played) => conv.stopped(turn, played),
+    onStopped: (turn) => conv.stopped(turn),
     // With its audio off, a room's streamer page plays nothing: what it "played" says nothing.
-    reportsPlayback: () => !room.value || roomView.audio,
+    reportsPlayback: () => !room.room.value || room.view.audio,
   })
 
-  function socketUrl(): string | null {
-    const token = auth.token.value
-    if (!token) return null
-    const playback = { report_playback: '1' } // we send playback_report after stop_play
-    if (!room.value) return liveSocketUrl(loc, { token, conversation_id: conversationId.value, ...playback })
-    // A room has its own conversation; the member that creates it does not choose it here.
-    return liveSocketUrl(loc, { token, room: room.value, role: 'streamer', audio: roomView.audio ? '1' : '0', ...playback })
+  /** What the session itself does with frames: audio, and the conversation id to come back to. */
+  const sessionHandlers: FrameHandlers = {
+    hello: (f) => {
+      if (f.data.conversation_id && !room.room.value) rememberConversation(f.data.conversation_id)
+    },
+    response: (f) => {
+      if (room.room.value && !room.view.audio) return // sent before the server saw our set_audio
+      playback.onResponse(f)
+    },
+    stop_play: (f) => playback.onStopPlay(f.turn),
   }
-
-  function send(frame: ClientFrame): boolean {
-    const ok = socket.send(frame)
-    record('sent', { t: frame.t, turn: 'turn' in frame ? frame.turn : undefined, ok })
-    return ok
-  }
-
-  function onOpen(): void {
-    record('open')
-    lastError = null
-    fatal.value = null
-    if (mic.muted.value) send({ t: 'mute' })
-    if (!mic.active.value && !mic.error.value) void mic.start()
-  }
-
-  function onClose(info: CloseInfo): void {
-    record('close', { code: info.code, reason: info.reason })
-    playback.reset()
-    conv.reset()
-    roomView.reset()
-    rttMs.value = null
-  }
-
-  function shouldReconnect(info: CloseInfo): boolean {
-    if (!AUTH_CLOSE_CODES.includes(info.code)) return true
-    // 1008 follows an error frame: only a refused credential calls for a new login.
-    if (!lastError || lastError.code === UNAUTHORIZED) auth.reject()
-    else fatal.value = lastError
-    return false
-  }
-
-  function onMessage(raw: unknown): void {
-    const frame = asServerFrame(raw)
-    if (!frame) return
-    const turn = 'turn' in frame ? frame.turn : undefined
-    record('frame', { t: frame.t, turn, seq: 'seq' in frame ? frame.seq : undefined })
-    conv.apply(frame)
-    roomView.apply(frame)
-    if (frame.t === 'response') {
-      if (room.value && !roomView.audio) return // sent before the server saw our set_audio
-      return playback.onResponse(frame)
-    }
-    if (frame.t === 'hello' && frame.data.conversation_id && !room.value) rememberConversation(frame.data.conversation_id)
-    else if (frame.t === 'stop_play') playback.onStopPlay(turn)
-    else if (frame.t === 'pong' && typeof frame.data === 'number') rttMs.value = Math.round(performance.now() - frame.data)
-    else if (frame.t === 'error' && frame.code) {
-      lastError = { code: frame.code, message: frame.data ?? frame.code }
-      if (frame.code === UNAUTHORIZED) {
-        auth.reject()
-        socket.close()
-      }
-    }
+  const handlerSets: FrameHandlers[] = [
+    conv.frameHandlers(),
+    room.view.frameHandlers(),
+    connection.frameHandlers,
+    history.frameHandlers,
+    sessionHandlers,
+  ]
+  function route(frame: ServerFrame): void {
+    dispatchFrame(frame, handlerSets)
   }
 
   /** Keep the server's conversation id, in the socket URL and (on the real page) in the address bar. */
   function rememberConversation(id: string | null): void {
     conversationId.value = id
-    setPageParam('conversation_id', id)
+    mirror('conversation_id', id)
   }
-
-  /** Mirror a setting into the address bar (on the real page), so a reload keeps it. */
-  function setPageParam(key: string, value: string | null): void {
-    if (opts.location || typeof window === 'undefined') return
-    const url = new URL(window.location.href)
-    if (url.searchParams.get(key) === value) return
-    if (value) url.searchParams.set(key, value)
-    else url.searchParams.delete(key)
-    window.history.replaceState(window.history.state, '', url)
-  }
-
-  /** Stream in room `name` as its streamer (null: leave the room for the personal conversation). */
-  function setRoom(name: string | null): boolean {
-    const next = name?.trim() || null
-    if (next !== null && !isRoomName(next)) return false
-    if (next === room.value) return true
-    room.value = next
-    setPageParam('room', next)
-    fatal.value = null
-    playback.reset()
-    conv.clear()
-    roomView.reset()
-    roomView.requested = next
-    socket.open()
-    return true
-  }
-
-  /** Receive the room's audio on this page, or not (`set_audio`); other members are unaffected. */
-  function setRoomAudio(enabled: boolean): void {
-    roomView.audio = enabled
-    if (!enabled) player.stopAll()
-    send({ t: 'set_audio', enabled })
-  }
-
-  /** The OBS overlay for the current room, logged in with this page's JWT (it expires). */
-  const overlayHref = (withAudio = false): string | null =>
-    room.value && auth.token.value ? overlayUrl(loc, { room: room.value, token: auth.token.value, audio: withAudio }) : null
 
   /** Try again after a fatal refusal, optionally in a fresh conversation. */
   function retry(newConversation = false): void {
-    fatal.value = null
     if (newConversation) rememberConversation(null)
-    socket.open()
+    connection.open()
   }
 
   function sendText(text: string): boolean {
     const clean = text.trim()
-    return clean ? send({ t: 'text_input', text: clean }) : false
+    return clean ? connection.send({ t: 'text_input', text: clean }) : false
   }
 
   function toggleMute(): void {
     mic.setMuted(!mic.muted.value)
-    send({ t: mic.muted.value ? 'mute' : 'unmute' })
+    connection.send({ t: mic.muted.value ? 'mute' : 'unmute' })
   }
 
+  const status = connection.status
   const orbState = computed<OrbState>(() => {
-    if (socket.status.value !== 'open') return 'connecting'
+    if (status.value !== 'open') return 'connecting'
     if (conv.userSpeaking) return 'hearing'
     if (player.playing.value) return 'speaking'
     return conv.serverState === 'listening' ? 'listening' : conv.serverState
   })
   const orbLevel = computed(() => (orbState.value === 'speaking' ? player.level.value : mic.level.value))
-  const canInterrupt = computed(
-    () => socket.status.value === 'open' && (player.playing.value || conv.serverState !== 'listening'),
-  )
-
-  watch(
-    auth.token,
-    (token, old) => {
-      if (token && token !== old) socket.open()
-    },
-    { flush: 'sync' },
-  )
-  const ping = setInterval(() => {
-    if (socket.status.value === 'open') send({ t: 'ping', data: Math.round(performance.now()) })
-  }, PING_MS)
-  if (getCurrentScope()) onScopeDispose(() => clearInterval(ping))
+  const canInterrupt = computed(() => status.value === 'open' && (player.playing.value || conv.serverState !== 'listening'))
 
   liveTest.snapshot = () => ({
-    status: socket.status.value,
+    status: status.value,
     orbState: orbState.value,
     serverState: conv.serverState,
     turn: conv.currentTurn,
     conversationId: conversationId.value,
     muted: mic.muted.value,
-    room: room.value,
-    roomAudio: roomView.audio,
+    room: room.room.value,
+    roomAudio: room.view.audio,
     micActive: mic.active.value,
     micError: mic.error.value,
     playing: player.playing.value,
@@ -223,17 +157,18 @@ export function useLiveSession(opts: LiveSessionOptions = {}) {
 
   return {
     auth,
-    loginHref: loginUrl(loc),
-    socket,
-    rttMs,
-    fatal,
+    /** Opened inside another page (`?embed=webchat`: the WebChat overlay). */
+    embed: params.embed,
+    socket: connection.socket,
+    rttMs: connection.rttMs,
+    fatal: connection.fatal,
     retry,
     conv,
-    room,
-    roomView,
-    setRoom,
-    setRoomAudio,
-    overlayHref,
+    room: room.room,
+    roomView: room.view,
+    setRoom: room.setRoom,
+    setRoomAudio: room.setAudio,
+    overlayHref: room.overlayHref,
     mic,
     player,
     orbState,

@@ -1,5 +1,6 @@
-import { heardPrefix, type SpokenSentence } from './heard'
-import type { HelloData, ServerFrame, ServerState, Timeline, Viewer } from './protocol'
+import { dispatchFrame, type FrameHandlers } from './frames'
+import type { HistoryMessage } from './history'
+import type { EndData, HelloData, ServerFrame, ServerState, Timeline, Viewer } from './protocol'
 
 export interface TranscriptEntry {
   id: number
@@ -50,79 +51,68 @@ export class Conversation {
   /** Bumped on `transcript_empty` so the view can flash a hint. */
   notHeardCount = 0
   private nextId = 1
+  /** The first entry id of the current connection (entries before it came from an earlier one). */
+  private connectedAt = 1
   private deltaTurns = new Set<string>()
-  /** Per turn: the voiced sentences and their audio lengths, to work out what was heard. */
-  private spoken = new Map<string, SpokenSentence[]>()
 
+  /** Apply one frame (the page routes frames through `frameHandlers()` with the other views). */
   apply(frame: ServerFrame): void {
-    const turn = 'turn' in frame ? frame.turn : undefined
-    switch (frame.t) {
-      case 'hello':
-        this.hello = frame.data
-        break
-      case 'state':
-        this.serverState = frame.data.state
-        if (frame.data.state !== 'listening') this.userSpeaking = false
-        break
-      case 'vad':
-        this.userSpeaking = frame.data.state === 'speech_start'
-        break
-      case 'user_msg': {
-        this.userSpeaking = false
-        this.startTurn(turn)
-        const viewers = frame.data.viewers?.length ? frame.data.viewers : undefined
-        this.caption = { turn: turn ?? null, user: frame.data.text, bot: '', viewers }
-        this.push({ role: 'user', turn, text: frame.data.text, viewers })
-        break
-      }
-      case 'transcript_empty':
+    dispatchFrame(frame, [this.frameHandlers()])
+  }
+
+  /** What each server frame does to the conversation. Call on the reactive instance. */
+  frameHandlers(): FrameHandlers {
+    return {
+      hello: (f) => this.connected(f.data),
+      state: (f) => {
+        this.serverState = f.data.state
+        if (f.data.state !== 'listening') this.userSpeaking = false
+      },
+      vad: (f) => (this.userSpeaking = f.data.state === 'speech_start'),
+      user_msg: (f) => this.userMessage(f.turn, f.data.text, f.data.viewers),
+      transcript_empty: (f) => {
         this.userSpeaking = false
         // "echo" means the microphone only heard the character itself: nothing to tell the user.
-        if (frame.data?.reason !== 'echo') this.notHeardCount += 1
-        break
-      case 'bot_delta_chunk':
-        if (turn) this.deltaTurns.add(turn)
-        this.appendBot(turn, frame.data.text)
-        break
-      case 'bot_text_chunk':
-        this.sentence(turn, frame.seq).text += frame.data.text
-        // Sentences are also streamed as deltas; use them only when a server sends no deltas.
-        if (!turn || !this.deltaTurns.has(turn)) this.appendBot(turn, frame.data.text)
-        break
-      case 'response':
-        this.sentence(turn, frame.seq).ms += frame.duration_ms ?? 0
-        break
-      case 'bot_msg': {
-        const entry = this.botEntry(turn, true)
-        entry.text = frame.data.text
-        this.setCaptionBot(turn, frame.data.text)
-        break
-      }
-      case 'stop_play':
-        if (turn) {
-          const entry = this.botEntry(turn, false)
-          if (entry) entry.interrupted = true
-        }
-        break
-      case 'end':
-        this.endTurn(turn, frame.data ?? {})
-        break
-      case 'metrics':
-        this.metrics = { turn, timeline: frame.data.timeline ?? {}, data: frame.data }
-        break
-      case 'error':
-        this.push({ role: 'notice', turn, text: frame.data ?? frame.code ?? 'error', code: frame.code })
-        break
+        if (f.data?.reason !== 'echo') this.notHeardCount += 1
+      },
+      bot_delta_chunk: (f) => {
+        if (f.turn) this.deltaTurns.add(f.turn)
+        this.appendBot(f.turn, f.data.text)
+      },
+      // Sentences are also streamed as deltas; use them only when a server sends no deltas.
+      bot_text_chunk: (f) => {
+        if (!f.turn || !this.deltaTurns.has(f.turn)) this.appendBot(f.turn, f.data.text)
+      },
+      bot_msg: (f) => {
+        this.botEntry(f.turn, true).text = f.data.text
+        this.setCaptionBot(f.turn, f.data.text)
+      },
+      stop_play: (f) => {
+        if (f.turn) this.stopped(f.turn)
+      },
+      end: (f) => this.endTurn(f.turn, f.data ?? {}),
+      metrics: (f) => (this.metrics = { turn: f.turn, timeline: f.data.timeline ?? {}, data: f.data }),
+      error: (f) => this.push({ role: 'notice', turn: f.turn, text: f.data ?? f.code ?? 'error', code: f.code }),
     }
   }
 
-  /** Playback of `turn` was stopped after `playedMs`: mark its answer interrupted and what was heard. */
-  stopped(turn: string, playedMs: number): void {
+  /** The answer of `turn` was cut off (its end says what was heard). */
+  stopped(turn: string): void {
     const entry = this.botEntry(turn, false)
-    if (!entry) return
-    entry.interrupted = true
-    const heard = heardPrefix(entry.text, this.spoken.get(turn) ?? [], playedMs)
-    if (heard !== null) entry.heard = heard
+    if (entry) entry.interrupted = true
+  }
+
+  /**
+   * The conversation's earlier turns from the host's history, read when a connection opened:
+   * they replace what the page showed from before that connection; turns since then stay.
+   */
+  loadHistory(earlier: HistoryMessage[]): void {
+    const live = this.entries.filter((e) => e.id >= this.connectedAt)
+    const seen = new Set(live.map((e) => `${e.role}\n${e.text}`))
+    const restored = earlier
+      .filter((m) => !seen.has(`${m.role}\n${m.text}`)) // saved while the history was on its way
+      .map((m) => ({ id: this.nextId++, role: m.role, text: m.text, interrupted: m.interrupted || undefined, ts: m.ts }))
+    this.entries = [...restored, ...live].slice(-MAX_ENTRIES)
   }
 
   /** Another conversation starts (e.g. the page joined a room): forget this one. */
@@ -134,7 +124,6 @@ export class Conversation {
     this.metrics = null
     this.hello = null
     this.deltaTurns.clear()
-    this.spoken.clear()
   }
 
   /** The connection dropped: nothing is in flight any more. */
@@ -142,19 +131,6 @@ export class Conversation {
     this.serverState = 'listening'
     this.userSpeaking = false
     for (const e of this.entries) e.pending = false
-  }
-
-  private sentence(turn: string | undefined, seq: number | undefined): SpokenSentence {
-    const key = turn ?? ''
-    let list = this.spoken.get(key)
-    if (!list) {
-      list = []
-      this.spoken.set(key, list)
-      if (this.spoken.size > 50) this.spoken.delete(this.spoken.keys().next().value as string)
-    }
-    let s = list.find((x) => x.seq === (seq ?? -1))
-    if (!s) list.push((s = { seq: seq ?? -1, text: '', ms: 0 }))
-    return s
   }
 
   private startTurn(turn: string | undefined): void {
@@ -172,15 +148,28 @@ export class Conversation {
     this.caption.bot = text
   }
 
-  private endTurn(turn: string | undefined, data: { interrupted?: boolean; text?: string }): void {
+  private connected(hello: HelloData): void {
+    this.hello = hello
+    this.connectedAt = this.nextId
+  }
+
+  private userMessage(turn: string | undefined, text: string, viewers: Viewer[] | undefined): void {
+    this.userSpeaking = false
+    this.startTurn(turn)
+    const shown = viewers?.length ? viewers : undefined
+    this.caption = { turn: turn ?? null, user: text, bot: '', viewers: shown }
+    this.push({ role: 'user', turn, text, viewers: shown })
+  }
+
+  private endTurn(turn: string | undefined, data: EndData): void {
     let entry = this.botEntry(turn, false)
     if (!entry && data.text) entry = this.botEntry(turn, true)
     if (!entry) return
     entry.pending = false
     if (data.interrupted) {
       entry.interrupted = true
-      // This server leaves `text` empty on interrupts; an older one may send the heard part.
-      if (data.text && entry.heard === undefined) entry.heard = data.text
+      // What the user heard, as the history keeps it (with its "…" cut mark); absent from older servers.
+      if (typeof data.heard === 'string') entry.heard = data.heard.replace(/…$/, '')
     } else if (!entry.text && data.text) {
       entry.text = data.text
     }

@@ -55,6 +55,13 @@ export interface Timeline {
   turn_end?: number
 }
 
+/** `end` of a turn. `heard`: for an interrupted turn, the part of the answer the history keeps. */
+export interface EndData {
+  interrupted?: boolean
+  text?: string
+  heard?: string
+}
+
 export type ServerFrame =
   | { t: 'hello'; data: HelloData }
   | { t: 'state'; data: { state: ServerState } }
@@ -75,7 +82,7 @@ export type ServerFrame =
     }
   | { t: 'bot_msg'; turn?: string; data: { text: string; ts?: number } }
   | { t: 'stop_play'; turn?: string }
-  | { t: 'end'; turn?: string; data?: { interrupted?: boolean; text?: string } }
+  | { t: 'end'; turn?: string; data?: EndData }
   | { t: 'metrics'; turn?: string; data: { timeline?: Timeline; [key: string]: unknown } }
   | { t: 'error'; code?: string; data?: string; turn?: string }
   | { t: 'pong'; data?: unknown }
@@ -95,7 +102,7 @@ export type ClientFrame =
 /** Error codes the page reacts to specially. */
 export const UNAUTHORIZED = 'UNAUTHORIZED'
 
-/** WebSocket close code the server uses for auth failures (policy violation). */
+/** The WebSocket close code after a refused connection (an `error` frame with the reason comes first). */
 export const CLOSE_POLICY_VIOLATION = 1008
 
 /** Narrow an unknown parsed JSON value to a server frame (shape check on `t` only). */

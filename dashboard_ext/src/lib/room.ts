@@ -1,4 +1,5 @@
-import type { RoomMembers, RoomRole, ServerFrame, ServerState, Viewer } from './protocol'
+import { dispatchFrame, type FrameHandlers } from './frames'
+import type { RoomMembers, RoomRole, RoomSnapshot, ServerFrame, ServerState, Viewer } from './protocol'
 
 /** Room names the server accepts: 1–64 letters, digits, `-`, `_` or `.`. */
 const ROOM_NAME = /^[A-Za-z0-9_.-]{1,64}$/
@@ -28,33 +29,39 @@ export class RoomView {
   constructor(public requested: string | null = null) {}
 
   apply(frame: ServerFrame): void {
-    switch (frame.t) {
-      case 'hello':
-        this.unsupported = !!this.requested && !frame.data.room
-        if (frame.data.room) {
-          this.name = frame.data.room.name
-          this.role = frame.data.room.role
-          this.audio = frame.data.room.audio
+    dispatchFrame(frame, [this.frameHandlers()])
+  }
+
+  /** What each server frame does to the room view. Call on the reactive instance. */
+  frameHandlers(): FrameHandlers {
+    return {
+      hello: (f) => {
+        this.unsupported = !!this.requested && !f.data.room
+        if (f.data.room) {
+          this.name = f.data.room.name
+          this.role = f.data.room.role
+          this.audio = f.data.room.audio
         }
-        break
-      case 'room': {
-        const snap = frame.data
-        this.name = snap.name
-        this.state = snap.state
-        this.queue = snap.queue
-        this.members = { streamer: 0, bridge: 0, listener: 0, ...snap.members }
-        if (snap.you) {
-          this.role = snap.you.role
-          this.audio = snap.you.audio
-        }
-        break
-      }
-      case 'state':
-        if (this.name) this.state = frame.data.state
-        break
-      case 'configured':
-        if (typeof frame.data?.receive_audio === 'boolean') this.audio = frame.data.receive_audio
-        break
+      },
+      room: (f) => this.snapshot(f.data),
+      state: (f) => {
+        if (this.name) this.state = f.data.state
+      },
+      configured: (f) => {
+        if (typeof f.data?.receive_audio === 'boolean') this.audio = f.data.receive_audio
+      },
+    }
+  }
+
+  /** A `room` snapshot: the whole room as the server sees it now. */
+  snapshot(snap: RoomSnapshot): void {
+    this.name = snap.name
+    this.state = snap.state
+    this.queue = snap.queue
+    this.members = { streamer: 0, bridge: 0, listener: 0, ...snap.members }
+    if (snap.you) {
+      this.role = snap.you.role
+      this.audio = snap.you.audio
     }
   }
 

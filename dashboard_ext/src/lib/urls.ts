@@ -3,8 +3,6 @@
  * where <prefix> is empty or a reverse-proxy path such as /astrbot.
  */
 
-type Loc = Pick<Location, 'protocol' | 'host' | 'pathname' | 'search'>
-
 /** Path prefix before /live/ (no trailing slash), e.g. "" or "/astrbot". */
 export function pathPrefix(pathname: string): string {
   const match = /^(.*?)\/live(?:\/|$)/.exec(pathname)
@@ -17,15 +15,22 @@ export interface PageParams {
   token: string | null
   conversation_id: string | null
   room: string | null
+  /** The page is shown inside another one: `webchat` = the host's WebChat overlay. */
+  embed: 'webchat' | null
 }
 
 export function pageParams(search: string): PageParams {
   const q = new URLSearchParams(search)
-  return { token: q.get('token'), conversation_id: q.get('conversation_id'), room: q.get('room') }
+  return {
+    token: q.get('token'),
+    conversation_id: q.get('conversation_id'),
+    room: q.get('room'),
+    embed: q.get('embed') === 'webchat' ? 'webchat' : null,
+  }
 }
 
 /** ws(s)://host<prefix>/api/v1/live/ws?token=...&conversation_id=...&room=... */
-export function liveSocketUrl(loc: Loc, params: Record<string, string | null | undefined>): string {
+export function liveSocketUrl(loc: Pick<Location, 'protocol' | 'host' | 'pathname'>, params: Record<string, string | null | undefined>): string {
   const scheme = loc.protocol === 'https:' ? 'wss:' : 'ws:'
   const q = new URLSearchParams()
   for (const [key, value] of Object.entries(params)) if (value) q.set(key, value)
