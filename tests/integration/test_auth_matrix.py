@@ -14,18 +14,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
+import jwt
 import pytest
 import websockets
 
-from tests.harness.live_client import LiveClient, is_pong, ping_frame
+from tests.harness.live_client import LiveClient, error_code, is_pong, ping_frame
 
 OWNER = "matrix-owner"
 OWNED_CONVERSATION = "matrix-owned-conversation"
+BOGUS_KEY = "abk_not-a-key-this-astrbot-ever-issued"
 ROOM = "matrix-room"
 
 
@@ -37,6 +41,7 @@ class Keys:
     """API keys made once per module through the host's own API-key routes."""
 
     chat: str = ""
+    chat2: str = ""  # a second valid chat key: two valid keys at once still conflict
     no_chat: str = ""
     revoked: str = ""
     plugin: str = ""
@@ -44,10 +49,12 @@ class Keys:
 
 @dataclass(frozen=True)
 class Presented:
-    """What a caller sends: query parameters for a socket, headers for HTTP."""
+    """What a caller sends: `query` on a socket's URL (HTTP takes only its `username` and
+    `conversation_id`), `headers` on both, `extra` query pairs (repeats allowed) on both."""
 
     query: dict[str, str] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
+    extra: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,11 @@ def _key(key: str, username: str, **extra: str) -> Presented:
 
 WRONG_SECRET = "an-attackers-guess-at-the-secret-0123456789"
 
+
+def _signed(astrbot, claims: dict) -> str:
+    """A token signed with the dashboard's own secret, with exactly these claims."""
+    return jwt.encode(claims, astrbot.jwt_secret, algorithm="HS256")
+
 CREDENTIALS = [
     Credential("none", lambda a, k, u: Presented()),
     Credential("malformed", lambda a, k, u: _jwt("eyJnot.a.token")),
@@ -79,6 +91,26 @@ CREDENTIALS = [
     # Beyond the issue's list: what the host's scopes and admin protection add.
     Credential("key_speaking_for_an_admin", lambda a, k, u: _key(k.chat, "astrbot")),
     Credential("key_with_plugin_scope_only", lambda a, k, u: _key(k.plugin, u)),
+    # Issue 17: tokens without a numeric exp, usernames and ids outside the documented format.
+    Credential("jwt_without_exp", lambda a, k, u: _jwt(_signed(a, {"username": u}))),
+    Credential("jwt_with_string_exp", lambda a, k, u: _jwt(_signed(a, {"username": u, "exp": str(int(time.time()) + 3600)}))),
+    Credential("key_with_bad_username", lambda a, k, u: _key(k.chat, "../../etc/passwd")),
+    Credential("key_with_invalid_conversation_id", lambda a, k, u: _key(k.chat, u, conversation_id="../../etc/passwd")),
+    Credential("key_speaking_for_ADMIN_in_capitals", lambda a, k, u: _key(k.chat, "ASTRBOT")),
+    # Issue 17, credential precedence: any two different credentials refuse; the same one repeated is fine.
+    Credential("jwt_beside_a_key", lambda a, k, u: Presented(
+        {"username": u}, {"Authorization": f"Bearer {a.jwt(u)}", "X-API-Key": k.chat})),
+    Credential("two_valid_keys", lambda a, k, u: Presented(
+        {"username": u}, {"X-API-Key": k.chat2}, (("api_key", k.chat),))),
+    Credential("bogus_query_key_beside_valid_header", lambda a, k, u: Presented(
+        {"username": u}, {"X-API-Key": k.chat}, (("api_key", BOGUS_KEY),))),
+    Credential("valid_query_key_beside_bogus_header", lambda a, k, u: Presented(
+        {"username": u}, {"X-API-Key": BOGUS_KEY}, (("api_key", k.chat),))),
+    Credential("repeated_key_with_different_values", lambda a, k, u: Presented(
+        {"username": u}, {}, (("api_key", k.chat), ("api_key", BOGUS_KEY)))),
+    Credential("same_key_everywhere", lambda a, k, u: Presented(
+        {"api_key": k.chat, "key": k.chat, "username": u},
+        {"X-API-Key": k.chat, "Authorization": f"Bearer {k.chat}"}, (("api_key", k.chat),))),
 ]
 
 # ---------------------------------------------------------------- outcomes
@@ -108,6 +140,7 @@ ACCEPTED = Accepted()
 UNAUTHORIZED = Refused("UNAUTHORIZED")
 FORBIDDEN = Refused("FORBIDDEN")
 BAD_USER = Refused("BAD_USER")
+INVALID = Refused("INVALID_MESSAGE_FORMAT")
 
 SOCKET_ROW = {
     "none": UNAUTHORIZED,
@@ -121,6 +154,17 @@ SOCKET_ROW = {
     "valid_key": ACCEPTED,
     "key_speaking_for_an_admin": BAD_USER,
     "key_with_plugin_scope_only": UNAUTHORIZED,
+    "jwt_without_exp": UNAUTHORIZED,
+    "jwt_with_string_exp": UNAUTHORIZED,
+    "key_with_bad_username": BAD_USER,
+    "key_with_invalid_conversation_id": INVALID,
+    "key_speaking_for_ADMIN_in_capitals": ACCEPTED,  # the host's admins_id match is case-sensitive
+    "jwt_beside_a_key": UNAUTHORIZED,
+    "two_valid_keys": UNAUTHORIZED,
+    "bogus_query_key_beside_valid_header": UNAUTHORIZED,
+    "valid_query_key_beside_bogus_header": UNAUTHORIZED,
+    "repeated_key_with_different_values": UNAUTHORIZED,
+    "same_key_everywhere": ACCEPTED,
 }
 
 
@@ -203,11 +247,26 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "valid_key": NO_STATUS_403,
         "key_speaking_for_an_admin": NO_STATUS_403,
         "key_with_plugin_scope_only": STATUS,
+        # The host's own JWT check does not require exp; its own choice among credentials applies.
+        "jwt_without_exp": STATUS,
+        "jwt_with_string_exp": STATUS,
+        "key_with_bad_username": NO_STATUS_403,
+        "key_with_invalid_conversation_id": NO_STATUS_403,
+        "key_speaking_for_ADMIN_in_capitals": NO_STATUS_403,
+        "jwt_beside_a_key": STATUS,
+        "two_valid_keys": NO_STATUS_403,
+        "bogus_query_key_beside_valid_header": NO_STATUS_401,  # the host reads ?api_key= first
+        "valid_query_key_beside_bogus_header": NO_STATUS_403,
+        "repeated_key_with_different_values": NO_STATUS_401,
+        "same_key_everywhere": NO_STATUS_403,
     },
     # The host's legacy plugin route: dashboard JWT only.
     "status_legacy": {
         **dict.fromkeys(SOCKET_ROW, NO_STATUS_401),
         "valid_jwt": STATUS,
+        "jwt_without_exp": STATUS,
+        "jwt_with_string_exp": STATUS,
+        "jwt_beside_a_key": STATUS,
     },
     # Room ingestion: the socket's credentials; a room belongs to the authenticated user, so a valid
     # caller whose own room of that name is not open gets ROOM_NOT_FOUND, never another user's room.
@@ -223,6 +282,17 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "valid_key": Http(200, _room_accepted),
         "key_speaking_for_an_admin": Http(403, _room_code("BAD_USER")),
         "key_with_plugin_scope_only": Http(401, _room_code("UNAUTHORIZED")),
+        "jwt_without_exp": Http(401, _room_code("UNAUTHORIZED")),
+        "jwt_with_string_exp": Http(401, _room_code("UNAUTHORIZED")),
+        "key_with_bad_username": Http(403, _room_code("BAD_USER")),
+        "key_with_invalid_conversation_id": Http(200, _room_accepted),  # ingestion opens no conversation
+        "key_speaking_for_ADMIN_in_capitals": Http(200, _room_accepted),
+        "jwt_beside_a_key": Http(401, _room_code("UNAUTHORIZED")),
+        "two_valid_keys": Http(401, _room_code("UNAUTHORIZED")),
+        "bogus_query_key_beside_valid_header": Http(401, _room_code("UNAUTHORIZED")),
+        "valid_query_key_beside_bogus_header": Http(401, _room_code("UNAUTHORIZED")),
+        "repeated_key_with_different_values": Http(401, _room_code("UNAUTHORIZED")),
+        "same_key_everywhere": Http(200, _room_accepted),
     },
 }
 
@@ -245,6 +315,7 @@ async def keys(astrbot) -> Keys:
     async with aiohttp.ClientSession() as http:
         made = Keys()
         made.chat, _ = await api_key(http, astrbot, ["chat"])
+        made.chat2, _ = await api_key(http, astrbot, ["chat"])
         made.no_chat, _ = await api_key(http, astrbot, ["im", "file"])
         made.plugin, _ = await api_key(http, astrbot, ["plugin"])
         made.revoked, revoked_id = await api_key(http, astrbot, ["chat"])
@@ -281,7 +352,9 @@ async def open_socket(astrbot, endpoint: Endpoint, presented: Presented, usernam
     credentials alone (sending early is `test_no_frame_is_processed_before_auth`)."""
     before = sessions_of(astrbot, username)
     url = astrbot.ws_url(endpoint.path, **endpoint.query, **presented.query)
-    async with websockets.connect(url, open_timeout=10) as ws:
+    if presented.extra:
+        url += ("&" if "?" in url else "?") + urlencode(presented.extra)
+    async with websockets.connect(url, additional_headers=presented.headers, open_timeout=10) as ws:
         frames: list[dict] = []
         try:
             for _ in range(400):  # the verdict: the server registers the session, or refuses it
@@ -310,7 +383,8 @@ async def open_socket(astrbot, endpoint: Endpoint, presented: Presented, usernam
 
 async def call_http(astrbot, endpoint: Endpoint, presented: Presented) -> tuple[int, Any]:
     url = astrbot.base_url + endpoint.path
-    params = {k: v for k, v in presented.query.items() if k in ("username", "conversation_id")}
+    params = [(k, v) for k, v in presented.query.items() if k in ("username", "conversation_id")]
+    params += presented.extra
     async with aiohttp.ClientSession() as http, http.request(
         endpoint.method, url, headers=presented.headers, params=params, json=endpoint.body, allow_redirects=False
     ) as r:
@@ -351,9 +425,8 @@ async def test_every_endpoint_and_credential_has_its_exact_outcome(astrbot, keys
                 assert verdict == "refused", detail
                 close, frames = detail
                 assert close == expected.close, (close, frames)
-                assert [f.get("t") for f in frames] == ["error"], frames  # the refusal and nothing else
-                assert frames[0]["code"] == expected.code, frames
-                assert frames[0]["data"], frames
+                # the refusal, in the dialect's own error shape, and nothing else
+                assert [error_code(endpoint.dialect, f) for f in frames] == [expected.code], frames
         else:
             status, body = await call_http(astrbot, endpoint, presented)
             assert status == expected.status, (status, body)
@@ -412,7 +485,8 @@ async def test_no_frame_is_processed_before_auth(astrbot, keys, fake, credential
     fake.script_transcript("this must never be transcribed")
     presented = next(c for c in CREDENTIALS if c.name == credential).make(astrbot, keys, "matrix-early")
     close, seen = await send_then_read(astrbot.ws_url(**query, **presented.query), HOSTILE_BEFORE_AUTH)
-    assert close == 1008 and [f["t"] for f in seen] == ["error"], (close, seen)
+    dialect = query.get("protocol", "astrbot")
+    assert close == 1008 and [error_code(dialect, f) is not None for f in seen] == [True], (close, seen)
     await asyncio.sleep(0.3)  # anything processed would have reached the providers by now
     assert fake.chats == [] and fake.transcriptions == [] and fake.speeches == []
 
