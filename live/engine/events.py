@@ -212,6 +212,7 @@ class TurnEnded:
     turn_id: str
     interrupted: bool
     text: str
+    heard: str | None = None  # interrupted: what the user heard of the answer, as history keeps it
 
 
 @dataclass(frozen=True, slots=True)

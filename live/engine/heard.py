@@ -1,8 +1,11 @@
 """What the user actually heard of an interrupted answer.
 
-The speech stage records each sentence with the audio time it starts at and
-lasts; the heard text is every sentence that finished playing plus the
-played share of the one that was cut, trimmed to a word boundary.
+The speech stage records each sentence as written, the words its voice said
+(`spoken`: no tags, markup or emoji) and the audio time they start at and
+last. The heard text is every sentence that finished playing plus the played
+share of the voiced words of the one that was cut, trimmed to a word
+boundary. Only voice counts: an answer cut before its first spoken word (an
+`[joy]` tag, a silent code block) was not heard at all.
 """
 
 from __future__ import annotations
@@ -12,24 +15,29 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class SpokenSentence:
-    text: str
+    text: str  # as the agent wrote it (what history shows)
+    spoken: str  # what the voice said; the audio's duration is the time of these words
     start_ms: int
     duration_ms: int
 
 
 def heard_text(sentences: list[SpokenSentence], played_ms: int) -> str:
     parts: list[str] = []
+    voiced = False
     for sentence in sentences:
         if played_ms <= sentence.start_ms:
             break
         end = sentence.start_ms + sentence.duration_ms
         if played_ms >= end or sentence.duration_ms <= 0:
             parts.append(sentence.text)
+            voiced = voiced or (sentence.duration_ms > 0 and bool(sentence.spoken))
             continue
         share = (played_ms - sentence.start_ms) / sentence.duration_ms
-        parts.append(_prefix(sentence.text, share))
+        cut = _prefix(sentence.spoken, share)
+        parts.append(cut)
+        voiced = voiced or bool(cut)
         break
-    return _join(p for p in parts if p)
+    return _join(p for p in parts if p) if voiced else ""
 
 
 def _prefix(text: str, share: float) -> str:

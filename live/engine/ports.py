@@ -40,6 +40,9 @@ class AgentNotice:
     text: str
 
 
+AGENT_ERROR = "error"  # the `AgentNotice.kind` of an agent that failed: a code for the client, never speech
+
+
 AgentOutput = AgentDelta | AgentNotice
 
 

@@ -2,23 +2,26 @@
 
 `handle()` is synchronous and never waits for a turn, so an `interrupt` is
 acted on the moment it is read. Every task the session starts is owned here
-and ended by `close()`.
+and ended by `close()`. The session owns the agent state (listening, thinking,
+speaking) and decides, in `_barge_in`, when the user cuts the answer; the
+`Turn` does the cutting.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Literal
 
 from ..audio.vad import SpeechConfirmed, SpeechDiscarded, SpeechEnded, SpeechStarted
 from ..config import LiveSettings
 from ..errors import ErrorCode
 from .echo import EchoGuard
 from .events import (
+    AgentState,
     AppendAudio,
     Command,
     ConfigureOutput,
@@ -38,15 +41,16 @@ from .events import (
     StartSpeaking,
     StateChanged,
     SubmitUtterance,
-    TurnEnded,
     ViewerEvent,
 )
 from .ports import Agent, Conversation, Speech
 from .speech import OutputFormat
-from .turn import INPUT_SAMPLE_RATE, Turn, TurnContext
+from .tasks import wait_ended
+from .turn import AGENT_CLOSE_TIMEOUT_S, INPUT_SAMPLE_RATE, Turn, TurnContext
 from .vad_worker import ServerVad, VadStream
 
-log = logging.getLogger("astrbot")
+BargeInCause = Literal["client", "speech", "new_input"]
+
 
 class LiveSession:
     def __init__(
@@ -76,6 +80,7 @@ class LiveSession:
             fast_first_clause=settings.first_clause_fast_path,
             tts_parallelism=settings.tts_parallelism,
             echo=EchoGuard() if settings.echo_guard else None,
+            set_state=self._set_state,
             stt_timeout_s=settings.stt_timeout_s,
             tts_timeout_s=settings.tts_timeout_s,
             agent_idle_timeout_s=settings.agent_idle_timeout_s,
@@ -84,8 +89,9 @@ class LiveSession:
         self._vad_stream: VadStream | None = None
         self.vad_lags_ms: deque[float] = deque(maxlen=1024)  # per VAD cycle: oldest audio queued -> its events
         self._reports_playback = reports_playback
+        self.state: AgentState = "listening"
         self._turn: Turn | None = None  # the running or last turn
-        self._finalizers: set[asyncio.Task] = set()
+        self._finalizers: set[asyncio.Task] = set()  # cut turns cutting history to what was heard
         self._utterance: bytearray | None = None
         self._stamp: str | None = None
         self._utterance_capped = False
@@ -98,7 +104,7 @@ class LiveSession:
 
     @property
     def busy(self) -> bool:
-        return self._turn is not None and not self._turn.done
+        return self._turn is not None and self._turn.running
 
     @property
     def hearing_user(self) -> bool:
@@ -112,10 +118,7 @@ class LiveSession:
 
     def playback_remaining_s(self) -> float:
         """How long the client should still be playing the last answer (an estimate)."""
-        turn = self._turn
-        if turn is None or turn.interrupted or turn.stage is None or not turn.stage.produced_audio:
-            return 0.0
-        return max(0.0, (turn.stage.audio_ms - turn.estimated_played_ms()) / 1000)
+        return self._turn.unplayed_ms() / 1000 if self._turn is not None else 0.0
 
     # ------------------------------------------------------------ lifecycle
 
@@ -132,7 +135,7 @@ class LiveSession:
                 output_sample_rate=self._ctx.output.sample_rate,
             )
         )
-        self._sink(StateChanged("listening"))
+        self._sink(StateChanged(self.state))  # the first state; later ones only on a change
 
     async def close(self) -> None:
         """Single teardown path: ends the turn (keeping heard history), VAD and finalizers."""
@@ -143,10 +146,9 @@ class LiveSession:
             self._vad_stream.close()  # unregisters from the worker and releases the endpointer now
             self._vad_stream = None
         turn = self._turn
-        if turn is not None and not turn.done:
-            self._interrupt(turn, played_ms=None, notify=False)
-        if self._finalizers:
-            await asyncio.gather(*list(self._finalizers), return_exceptions=True)
+        if turn is not None and turn.running and turn.interrupt(tell_client=False):
+            self._finalize(turn)
+        await wait_ended(self._finalizers, AGENT_CLOSE_TIMEOUT_S + 5)  # finalize() bounds its own waits
         self._turn = None
 
     # ------------------------------------------------------------ commands
@@ -168,16 +170,12 @@ class LiveSession:
             case Interrupt(turn_id=turn_id, played_ms=played_ms, heard_text=heard):
                 if played_ms is not None:
                     self._reports_playback = True
-                turn = self._turn
-                if turn is not None and (turn_id is None or turn_id == turn.id):
-                    if heard is not None:
-                        turn.heard_override = heard
-                    self._interrupt(turn, played_ms)
+                self._barge_in("client", turn_id=turn_id, played_ms=played_ms, heard_text=heard)
             case ReportPlayback(turn_id=turn_id, played_ms=played_ms):
                 self._reports_playback = True
                 turn = self._turn
                 if turn is not None and (turn_id is None or turn_id == turn.id):
-                    turn.report_played(played_ms)
+                    turn.report(played_ms)
             case SetMuted(muted=muted):
                 self.muted = muted
             case Ping(payload=payload):
@@ -198,8 +196,7 @@ class LiveSession:
 
     def _on_start_speaking(self, stamp: str) -> None:
         self._utterance, self._stamp, self._utterance_capped = bytearray(), stamp, False
-        if self.busy and self.settings.busy_policy == "interrupt" and self.settings.barge_in_enabled:
-            self._interrupt(self._turn, played_ms=None)  # type: ignore[arg-type]
+        self._barge_in("speech")
 
     def _on_end_speaking(self, stamp: str) -> None:
         if self._utterance is None:
@@ -240,15 +237,7 @@ class LiveSession:
                 self._user_speaking = True
                 self._sink(SpeechDetected("speech_start"))
             case SpeechConfirmed(speech_ms=speech_ms):
-                turn = self._turn
-                if (
-                    turn is not None
-                    and (self.busy or self._still_playing(turn))
-                    and self.settings.barge_in_enabled
-                    and self.settings.busy_policy == "interrupt"
-                    and speech_ms >= self.settings.barge_in_min_speech_ms
-                ):
-                    self._interrupt(turn, played_ms=None)
+                self._barge_in("speech", speech_ms=speech_ms)
             case SpeechEnded(pcm=pcm):
                 self._user_speaking = False
                 self._sink(SpeechDetected("speech_end"))
@@ -262,68 +251,59 @@ class LiveSession:
     def _begin_turn(
         self, *, text: str | None = None, pcm: bytes | None = None, viewers: tuple[ViewerEvent, ...] = ()
     ) -> None:
-        previous = self._turn
-        if previous is not None and not previous.done:
-            if self.settings.busy_policy == "reject":
-                self._error(ErrorCode.PROCESSING_ERROR, "Session is busy", previous.id)
-                return
-            self._interrupt(previous, played_ms=None)
-        elif previous is not None and self._still_playing(previous):
-            self._interrupt(previous, played_ms=None)
-        turn = Turn(self._ctx, self._sink, text=text, pcm=pcm, previous=previous, viewers=viewers, clock=self._clock)
-        self._turn = turn
-        turn.task = asyncio.create_task(self._run_turn(turn), name=f"live-turn-{turn.id}")
-
-    async def _run_turn(self, turn: Turn) -> None:
-        try:
-            await turn.run()
-        except asyncio.CancelledError:
-            if not turn.interrupted:
-                raise
-        except Exception as exc:
-            log.error("live turn %s failed: %s", turn.id, exc, exc_info=True)
-            turn.emit(ErrorRaised(ErrorCode.AGENT_FAILED, f"the turn failed: {exc}", turn.id))
-            turn.emit(TurnEnded(turn.id, interrupted=False, text=turn.reply_text))
-            turn.emit(StateChanged("listening"))
-        finally:
-            if not turn.interrupted:
-                turn.finalized.set()
-
-    def _still_playing(self, turn: Turn) -> bool:
-        """The server sent all audio, but the client is still playing it."""
-        if turn.interrupted or turn.stage is None or not turn.stage.produced_audio:
-            return False
-        return turn.estimated_played_ms() < turn.stage.audio_ms
-
-    def _interrupt(self, turn: Turn, played_ms: int | None, notify: bool = True) -> None:
-        """Barge-in, all at once: stop_play out, agent stopped, TTS cancelled, audio dropped."""
-        if turn.interrupted:
-            if played_ms is not None:
-                turn.report_played(played_ms)
+        if not self._barge_in("new_input"):
             return
-        running = not turn.done
-        if not running:
-            played_all = turn.stage is None or (played_ms if played_ms is not None else turn.estimated_played_ms()) >= turn.stage.audio_ms
-            if played_all:
-                return  # the whole answer was heard: nothing to stop, nothing to cut
-        turn.interrupted = True
-        if played_ms is not None:
-            turn.report_played(played_ms)
-        turn.silenced = True
-        if turn.agent_run is not None:
-            turn.agent_run.stop()
-        if turn.task is not None:
-            turn.task.cancel()
-        turn.finalized.clear()
-        if notify:
-            self._sink(PlaybackStopped(turn.id))
-            if running:
-                self._sink(TurnEnded(turn.id, interrupted=True, text=""))
-                self._sink(StateChanged("listening"))
-        finalizer = asyncio.create_task(
-            turn.finalize(wait_for_report=self._reports_playback and notify),
-            name=f"live-finalize-{turn.id}",
-        )
+        turn = Turn(self._ctx, self._sink, text=text, pcm=pcm, previous=self._turn, viewers=viewers, clock=self._clock)
+        self._turn = turn
+        turn.start(asyncio.create_task(turn.run(), name=f"live-turn-{turn.id}"))
+
+    def _set_state(self, state: AgentState) -> None:
+        if state != self.state:
+            self.state = state
+            self._sink(StateChanged(state))
+
+    # ------------------------------------------------------------ barge-in
+
+    def _barge_in(
+        self,
+        cause: BargeInCause,
+        *,
+        turn_id: str | None = None,
+        speech_ms: int | None = None,
+        played_ms: int | None = None,
+        heard_text: str | None = None,
+    ) -> bool:
+        """The one place that decides whether the user cuts the answer, running or still playing.
+
+        - `client`: an `interrupt` (of `turn_id`, if named) always cuts;
+        - `speech`: the user speaks (`start_speaking`, or server VAD heard `speech_ms`
+          of speech): cuts when barge-in is on, the busy policy is `interrupt` and the
+          speech is long enough;
+        - `new_input`: an utterance or text starts the next turn: cuts, except that the
+          busy policy `reject` refuses the new input while a turn runs.
+
+        Returns False only when the new input must not start a turn.
+        """
+        turn = self._turn
+        if turn is None or (turn_id is not None and turn_id != turn.id):
+            return True
+        settings = self.settings
+        if cause == "speech" and not (
+            settings.barge_in_enabled
+            and settings.busy_policy == "interrupt"
+            and (speech_ms is None or speech_ms >= settings.barge_in_min_speech_ms)
+        ):
+            return True
+        if cause == "new_input" and turn.running and settings.busy_policy == "reject":
+            self._error(ErrorCode.PROCESSING_ERROR, "Session is busy", turn.id)
+            return False
+        if turn.interrupt(played_ms, heard_text, await_report=self._reports_playback):
+            self._set_state("listening")
+            self._finalize(turn)
+        return True
+
+    def _finalize(self, turn: Turn) -> None:
+        finalizer = asyncio.create_task(turn.finalize(), name=f"live-finalize-{turn.id}")
         self._finalizers.add(finalizer)
         finalizer.add_done_callback(self._finalizers.discard)
 

@@ -18,6 +18,7 @@ from .events import ErrorRaised, Event, SentenceAudio, SentenceStarted
 from .heard import SpokenSentence
 from .ports import AudioClip, Synthesizer
 from .segmenter import Segmenter, UnspokenFilter, speakable
+from .tasks import wait_ended
 
 _DONE = object()
 
@@ -69,8 +70,9 @@ class SpeechStage:
         self._sentence_timeout = sentence_timeout_s
         self._pending: asyncio.Queue = asyncio.Queue()
         self._sentences: list[_Sentence] = []
-        self.spoken: list[SpokenSentence] = []
-        self.audio_ms = 0
+        self.spoken: list[SpokenSentence] = []  # the sentences whose audio went out, in order
+        self.audio_ms = 0  # audio sent so far
+        self._stopped = False
 
     @property
     def produced_audio(self) -> bool:
@@ -92,15 +94,20 @@ class SpeechStage:
         while (sentence := await self._pending.get()) is not _DONE:
             await self._deliver_one(sentence)
 
-    async def aclose(self) -> None:
-        """Cancel synthesis still running (barge-in or a failed turn)."""
-        tasks = [s.task for s in self._sentences if s.task and not s.task.done()]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    def stop(self) -> None:
+        """Barge-in, at once: cancel synthesis; nothing more goes out or counts as sent."""
+        self._stopped = True
+        for sentence in self._sentences:
+            if sentence.task is not None:
+                sentence.task.cancel()
         # The callbacks are the turn's bound methods and the turn holds this stage: let go of them, so
         # a finished turn (its utterance, its audio) is freed at once, not at the next full GC pass.
         self._emit = self._mark = self._on_voiced = _ignore
+
+    async def aclose(self) -> None:
+        """Stop, and wait (bounded) for the cancelled synthesis to end."""
+        self.stop()
+        await wait_ended(s.task for s in self._sentences)
 
     def _add(self, text: str) -> None:
         if not self._sentences:
@@ -163,10 +170,11 @@ class SpeechStage:
             else:
                 self._send_audio(sentence, b"".join(pieces) + tail, target, final=True)
             self._on_voiced(sentence.spoken)
-        self.spoken.append(SpokenSentence(sentence.text, start_ms, self.audio_ms - start_ms))
+        if not self._stopped:
+            self.spoken.append(SpokenSentence(sentence.text, sentence.spoken, start_ms, self.audio_ms - start_ms))
 
     def _send_audio(self, sentence: _Sentence, pcm: bytes, rate: int, *, final: bool) -> None:
-        if not pcm and not final:
+        if self._stopped or (not pcm and not final):
             return
         duration = pcm16_duration_ms(pcm, rate)
         if self.audio_ms == 0 and duration > 0:

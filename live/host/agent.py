@@ -20,8 +20,9 @@ from astrbot.api import logger
 from astrbot.core.platform.sources.webchat.webchat_queue_mgr import webchat_queue_mgr
 from astrbot.core.utils.active_event_registry import active_event_registry
 
-from ..engine.ports import AgentDelta, AgentNotice, AgentOutput, Conversation
-from ..engine.turn import AGENT_ERROR
+from ..engine.ports import AGENT_ERROR, AgentDelta, AgentNotice, AgentOutput, Conversation
+from . import llm_requests
+from .llm_requests import TurnRequests
 
 LIVE_ACTION = "live"
 PLUGIN_ACTION = "live_mode_plugin"  # what the event carries once our hook has claimed it
@@ -66,6 +67,7 @@ class WebChatAgentRun:
         self.stopped = False
         self.reply = ""
         self.bot_record_id: int | None = None
+        self.requests = TurnRequests(self.message_id)  # the LLM requests the host makes for this run
         self._user_saved: asyncio.Task | None = None
         self._done = asyncio.Event()
         self._queue = webchat_queue_mgr.get_or_create_back_queue(self.message_id, conversation.conversation_id)
@@ -150,6 +152,8 @@ class WebChatAgentRun:
             return
         self.stopped = True
         count = active_event_registry.request_agent_stop_all(self.umo)
+        # After the agent's stop, so a stream closed under it is one the agent already let go of.
+        self.requests.abandon()
         logger.debug("live barge-in: stop requested for %s (%d active)", self.message_id, count)
 
     async def closed(self) -> None:
@@ -249,6 +253,7 @@ class WebChatAgent:
         # Requests we stopped waiting for: should the host reach one later, it is stopped, not
         # answered by the host's own live path (bounded: a few ids per stuck request).
         self._abandoned: deque[str] = deque(maxlen=1024)
+        llm_requests.install()
 
     def start(self, conversation: Conversation, text: str) -> WebChatAgentRun | NoChatModelRun:
         if not self._has_chat_model(conversation):
@@ -269,21 +274,44 @@ class WebChatAgent:
     def abandon(self, message_id: str) -> None:
         self._abandoned.append(message_id)
 
+    def _ours(self, event: Any) -> tuple[bool, WebChatAgentRun | None]:
+        """Whether the pipeline event is one of our requests, and its run (None once let go)."""
+        message_id = str(getattr(getattr(event, "message_obj", None), "message_id", ""))
+        run = self._runs.get(message_id)
+        if event.get_extra("action_type") != LIVE_ACTION or (run is None and message_id not in self._abandoned):
+            return False, None
+        return True, run
+
+    def admit(self, event: Any) -> None:
+        """`on_waiting_llm_request` hook, the pipeline's first step toward the LLM: a request whose
+        run was stopped (its client left, or barged in) ends here, before the host prepares anything
+        (the session lock, the request, the conversation title); a live one claims the pipeline task,
+        so every LLM request the host makes for it from here on belongs to the run."""
+        ours, run = self._ours(event)
+        if not ours:
+            return
+        if run is None or run.stopped:
+            event.stop_event()
+            return
+        run.requests.bind()
+
     def claim(self, event: Any) -> bool:
         """`on_llm_request` hook: route our events to plain streaming (our speech stage).
 
         Returns True when the event is ours. A run stopped before the agent
         started is stopped here, so it never calls the LLM.
         """
-        message_id = str(getattr(getattr(event, "message_obj", None), "message_id", ""))
-        run = self._runs.get(message_id)
-        if event.get_extra("action_type") != LIVE_ACTION or (run is None and message_id not in self._abandoned):
+        ours, run = self._ours(event)
+        if not ours:
             return False
         event.set_extra("action_type", PLUGIN_ACTION)
         event.set_extra("enable_streaming", True)
         if run is None or run.stopped:
             event.stop_event()
+        else:
+            run.requests.bind()
         return True
 
     async def aclose(self) -> None:
         await asyncio.gather(*(run.aclose() for run in list(self._runs.values())), return_exceptions=True)
+        llm_requests.uninstall()

@@ -81,7 +81,6 @@ class Room:
         self.key = key
         self.queue = RoomQueue(policy, clock)
         self.members: dict[str, RoomMember] = {}
-        self.state: AgentState = "listening"
         self.empty_since: float | None = clock()
         self._clock = clock
         self._started: SessionStarted | None = None
@@ -98,6 +97,10 @@ class Room:
     @property
     def conversation_id(self) -> str:
         return self.session.conversation.conversation_id
+
+    @property
+    def state(self) -> AgentState:
+        return self.session.state
 
     def open(self) -> None:
         self.session.open()
@@ -158,8 +161,7 @@ class Room:
                 return
             case OutputConfigured(audio_format=fmt, sample_rate=rate) if self._started is not None:
                 self._started = replace(self._started, output_format=fmt, output_sample_rate=rate)
-            case StateChanged(state=state):
-                self.state = state
+            case StateChanged():
                 self._changed.set()
                 self.schedule_snapshot()
             case SpeechDetected():

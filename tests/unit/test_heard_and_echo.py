@@ -1,9 +1,16 @@
 from live.engine.echo import EchoGuard
 from live.engine.heard import SpokenSentence, heard_text
+from live.engine.segmenter import speakable
+
+
+def said(text: str, start_ms: int, duration_ms: int) -> SpokenSentence:
+    """A sentence as the speech stage records it: the voice says its speakable words."""
+    return SpokenSentence(text, speakable(text), start_ms, duration_ms)
+
 
 SENTENCES = [
-    SpokenSentence("The weather is sunny today.", 0, 2000),
-    SpokenSentence("Tomorrow it will rain heavily in the north.", 2000, 3000),
+    said("The weather is sunny today.", 0, 2000),
+    said("Tomorrow it will rain heavily in the north.", 2000, 3000),
 ]
 
 
@@ -27,8 +34,22 @@ def test_everything_played():
 
 
 def test_cjk_cut_by_characters():
-    text = heard_text([SpokenSentence("今天天气很好。", 0, 1000)], 500)
+    text = heard_text([said("今天天气很好。", 0, 1000)], 500)
     assert text == "今天天"
+
+
+def test_an_emotion_tag_is_never_heard():
+    tagged = [said("[joy] The sky is blue today, with a few clouds.", 0, 2000)]
+    assert heard_text(tagged, 100) == ""  # no spoken word yet
+    assert heard_text(tagged, 300) == "The"  # the share cuts the voiced words ("[joy]" when it counted the tag)
+    assert heard_text(tagged, 1000) == "The sky is blue"
+    assert heard_text(tagged, 2000) == "[joy] The sky is blue today, with a few clouds."  # all played: as written
+
+
+def test_a_silent_sentence_alone_is_not_heard():
+    sentences = [said("[joy]", 0, 0), said("Hello there, my good friend.", 0, 1500)]
+    assert heard_text(sentences, 50) == ""
+    assert heard_text(sentences, 1500) == "[joy] Hello there, my good friend."
 
 
 def test_echo_guard_drops_the_bots_own_words():
