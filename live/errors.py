@@ -35,7 +35,6 @@ class ErrorCode(StrEnum):
     TOO_MANY_ROOMS = "TOO_MANY_ROOMS"
     NOT_IN_ROOM = "NOT_IN_ROOM"
     ROOM_NOT_FOUND = "ROOM_NOT_FOUND"
-    INTERNAL_ERROR = "INTERNAL_ERROR"
 
 
 class CloseCode(IntEnum):

@@ -316,3 +316,37 @@ async def test_neko_bad_frames_answer_status_and_keep_the_socket(connect, fake):
     assert json.loads((await until(client, "status"))["message"])["code"] == "INVALID_AUDIO"
     await client.send({"action": "ping"})
     assert await until(client, "pong") == {"type": "pong"}
+
+
+# ================================================================ refusals
+
+
+async def test_a_refused_connection_hears_why_in_its_own_dialect(astrbot, connect):
+    """Before `hello` the server already answers in the dialect the query names (issue #13)."""
+    code, frames = await (await connect(token="not-a-jwt", protocol="olv")).closed()
+    assert code == 1008
+    assert frames[0]["type"] == "error" and frames[0]["code"] == "UNAUTHORIZED" and frames[0]["message"]
+    code, frames = await (await connect(protocol="neko", audio_format="mp3")).closed()
+    assert code == 1008 and frames[0]["type"] == "status"
+    assert json.loads(frames[0]["message"])["code"] == "INVALID_MESSAGE_FORMAT"
+    code, frames = await (await connect(protocol="klingon")).closed()  # no dialect of ours: AstrBot's
+    assert code == 1008 and frames[0]["t"] == "error" and frames[0]["code"] == "INVALID_MESSAGE_FORMAT"
+    assert "protocol" in frames[0]["data"]
+
+
+async def test_olv_switch_config_is_unsupported_not_unavailable(connect, fake):
+    client, _ = await open_olv(connect)
+    await client.send({"type": "switch-config", "file": "other.yaml"})
+    error = await until(client, "error")
+    assert error["code"] == "UNSUPPORTED"
+    await client.send({"type": "heartbeat"})
+    assert await until(client, "heartbeat-ack") == {"type": "heartbeat-ack"}
+
+
+async def test_chat_mode_frames_on_an_olv_socket_are_answered_in_chat_mode(connect, fake):
+    client, _ = await open_olv(connect, conversation_id="olv-chat-bind")
+    await client.send({"ct": "chat", "t": "bind", "session_id": "olv-chat-bind"})
+    bound = await until(client, "session_bound")
+    assert bound["ct"] == "chat" and bound["session_id"] == "olv-chat-bind", bound
+    await client.send({"ct": "video", "type": "heartbeat"})
+    assert (await until(client, "error"))["code"] == "INVALID_MESSAGE_FORMAT"
