@@ -6,10 +6,12 @@ returns the probability that the speaker is done. It hears intonation and unfini
 phrases ("I need to, um," scores low; "What time is it?" high), so a short pause can
 end a turn when the speech sounds finished and a long one need not when it does not.
 
-Synchronous and thread-bound on purpose: it runs off the event loop, in the shared
-VAD worker's thread, on the utterances of all sessions that paused in one cycle, as
-one batched `predict` call. The model's batch dimension is dynamic, so a batch is one
-ONNX run (split into runs of at most `max_batch` inputs to bound memory).
+Synchronous on purpose: it runs off the event loop in a worker thread (the shared VAD
+worker's, `live.engine.vad_worker`), on the utterances of all sessions that paused in
+one cycle, as one batched `predict` call. The model's batch dimension is dynamic, so a
+batch is one ONNX run (split into runs of at most `max_batch` inputs to bound memory).
+Each input costs ~110 ms of one core whatever the batch size, so the caller bounds how
+many it asks per cycle; the VAD of every session waits while the thread is busy.
 
 Anything that stops the model from running (no onnxruntime, the file missing or not
 the one we shipped, a load or inference failure) raises `TurnModelUnavailable`, whose
@@ -38,7 +40,8 @@ MODEL_PATH = MODEL_DIR / "smart-turn-v3.2-cpu.onnx"
 MODEL_SHA256 = "2bb026316b14a660486a75b1733cd3fbab8c2fd0314dc9af7be49f8cca967e4f"
 """The file shipped in live/models/smart_turn (PROVENANCE.json says where it came from)."""
 MAX_BATCH = 16
-"""Inputs per ONNX run: one run's activations grow with the batch (~1.2 MB of features each)."""
+"""Inputs per ONNX run, to bound its memory. Batching saves no CPU per input (~110 ms each on
+one core, see live/models/smart_turn/README.md): the caller bounds how many it submits at once."""
 
 UnavailableReason = Literal["onnxruntime_missing", "model_missing", "model_mismatch", "load_failed", "inference_failed"]
 

@@ -1,7 +1,7 @@
 """The shipped end-of-turn model file, our Whisper log-mel features, and the model wrapper.
 
 The speech-level checks (Piper questions score high, unfinished phrases low) are in
-tests/speech/test_turn_model.py.
+tests/speech/test_end_of_turn_speech.py.
 """
 
 from __future__ import annotations
