@@ -10,8 +10,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .rooms.queue import QueuePolicy
-
 BusyPolicy = Literal["interrupt", "reject"]
 AudioFormat = Literal["wav", "pcm16"]
 
@@ -43,6 +41,19 @@ class Limits:
     max_frames_per_second: int = 200
     max_sessions_per_user: int = 8
     max_rooms_per_user: int = 4
+
+
+@dataclass(frozen=True, slots=True)
+class QueuePolicy:
+    """A live room's viewer queue (live/rooms/queue.py applies it)."""
+
+    capacity: int = 30
+    max_age_s: float = 60.0
+    viewer_interval_s: float = 3.0
+    merge_max: int = 5
+    max_text_chars: int = 200
+    greet_entries: bool = False
+    thank_free_gifts: bool = False
 
 
 @dataclass(frozen=True, slots=True)

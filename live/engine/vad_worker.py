@@ -20,7 +20,6 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections import deque
 from collections.abc import Callable
@@ -29,8 +28,8 @@ from dataclasses import dataclass
 
 from ..audio.vad import Endpointer, VadEvent
 from ..audio.vad_batch import feed_streams
+from ..log import logger
 
-log = logging.getLogger("astrbot")
 
 MAX_BACKLOG_BYTES = 5 * 16000 * 2
 """Audio a stream may have waiting (5 s at 16 kHz); past it the oldest chunks are dropped."""
@@ -101,7 +100,7 @@ class VadStream:
             try:
                 self._deliver(event)
             except Exception:
-                log.exception("live VAD: handling %s failed", type(event).__name__)
+                logger.exception("live VAD: handling %s failed", type(event).__name__)
 
 
 class VadWorker:
@@ -181,7 +180,7 @@ class VadWorker:
             stream._pending.clear()
             stream._pending_bytes = 0
             self._marked.pop(stream, None)
-            log.error("live VAD: building the endpointer failed: %s", made.exception())
+            logger.error("live VAD: building the endpointer failed: %s", made.exception())
             return
         stream.endpointer = made.result()
         self._wake.set()  # its audio waited in `_marked`
@@ -211,7 +210,7 @@ class VadWorker:
             try:
                 results = await asyncio.wrap_future(job, loop=loop)
             except Exception:
-                log.exception("live VAD: a cycle over %d streams failed; their audio is dropped", len(batch))
+                logger.exception("live VAD: a cycle over %d streams failed; their audio is dropped", len(batch))
                 continue
             done = self.clock()
             for (stream, (_, queued_at)), events in zip(batch, results):

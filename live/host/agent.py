@@ -16,11 +16,11 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 
-from astrbot.api import logger
 from astrbot.core.platform.sources.webchat.webchat_queue_mgr import webchat_queue_mgr
 from astrbot.core.utils.active_event_registry import active_event_registry
 
 from ..engine.ports import AGENT_ERROR, AgentDelta, AgentNotice, AgentOutput, Conversation
+from ..log import logger
 from . import llm_requests
 from .llm_requests import TurnRequests
 

@@ -13,10 +13,10 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from astrbot.api import logger
 from astrbot.core import db_helper
 
 from ..errors import AuthError, ErrorCode
+from ..log import logger
 
 SendJson = Callable[[dict], Awaitable[None]]
 MAX_BOUND_SESSIONS = 8

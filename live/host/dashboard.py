@@ -11,7 +11,8 @@ from typing import Any
 
 from starlette.routing import BaseRoute
 
-from astrbot.api import logger
+from ..log import logger
+
 
 OWNER_MARK = "_astrbot_live_mode"
 

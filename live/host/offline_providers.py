@@ -22,7 +22,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from astrbot.api import logger
 from astrbot.core.provider.entities import ProviderType
 from astrbot.core.provider.provider import STTProvider, TTSProvider
 from astrbot.core.provider.register import provider_cls_map, register_provider_adapter
@@ -32,6 +31,7 @@ from astrbot.core.utils.media_utils import MediaResolver
 
 from ..audio.resample import resample_pcm16
 from ..audio.wav import pcm16_to_wav, wav_to_pcm16
+from ..log import logger
 from ..providers.espeak_tts import EspeakSynthesizer, mostly_cjk
 from ..providers.models import require_offline_packages
 from ..providers.piper_tts import PiperSynthesizer

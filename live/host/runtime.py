@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from astrbot.api import logger as host_logger
+
 from ..audio.vad import Endpointer, VadSettings
 from ..audio.vad_batch import VadClassifiers
 from ..config import LiveSettings
+from ..log import logger
 from ..protocol.astrbot_live import AstrBotLiveDialect
 from ..protocol.neko import NekoDialect
 from ..protocol.olv import OlvDialect
@@ -41,6 +44,7 @@ def vad_settings(settings: LiveSettings) -> VadSettings:
 
 
 def build_services(context: Any, settings: Callable[[], LiveSettings]) -> Services:
+    logger.use(host_logger)  # from now on every module's lines go to this plugin's logger in AstrBot
     return Services(
         access=HostAccess,
         agent=WebChatAgent(context, WebChatHistory(context.message_history_manager)),

@@ -14,12 +14,12 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-from astrbot.api import logger
 from astrbot.core.utils.astrbot_path import get_astrbot_temp_path
 
 from ..audio.wav import wav_to_pcm16
 from ..config import LiveSettings
 from ..engine.ports import AudioClip, Conversation
+from ..log import logger
 from .agent import umo_of
 
 _DECODE_RATE = 24000

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from astrbot.api import logger
-
 from ..engine.ports import Conversation
+from ..log import logger
 
 PLATFORM_ID = "webchat"
 

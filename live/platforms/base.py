@@ -8,7 +8,6 @@ connection drops, and only ends when its task is cancelled.
 from __future__ import annotations
 
 import asyncio
-import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -16,8 +15,8 @@ from dataclasses import asdict, dataclass
 from typing import Protocol
 
 from ..engine.events import ViewerEvent
+from ..log import logger
 
-logger = logging.getLogger("astrbot")  # the host's logger, without importing the host
 Emit = Callable[[ViewerEvent], None]
 
 

@@ -20,7 +20,6 @@ import asyncio
 import base64
 import hashlib
 import json
-import logging
 import struct
 import time
 import urllib.parse
@@ -31,6 +30,7 @@ from typing import Any, NamedTuple
 
 import aiohttp
 
+from ..log import logger
 from .base import Emit, PlatformStatus, ViewerEvent, run_with_backoff
 
 try:
@@ -38,7 +38,6 @@ try:
 except ImportError:
     brotli = None
 
-logger = logging.getLogger("astrbot")  # the host's logger, without importing the host
 LIVE_API = "https://api.live.bilibili.com"
 MAIN_API = "https://api.bilibili.com"
 USER_AGENT = (

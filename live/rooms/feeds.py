@@ -8,16 +8,14 @@ let go (there is nobody to answer them for).
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..config import LiveSettings
 from ..engine.events import ViewerEvent
+from ..log import logger
 from ..platforms import BilibiliLiveClient, PlatformClient
 from .room import Rooms
-
-log = logging.getLogger("astrbot")
 
 
 @dataclass(slots=True)
@@ -61,7 +59,7 @@ class PlatformFeeds:
         feed = Feed(client, owner, room)
         feed.task = asyncio.create_task(client.run(lambda event: self._deliver(feed, event)), name=f"live-feed-{client.name}")
         self.feeds.append(feed)
-        log.info("live feed %s -> room %s/%s started", client.name, owner, room)
+        logger.info("live feed %s -> room %s/%s started", client.name, owner, room)
 
     def _deliver(self, feed: Feed, event: ViewerEvent) -> None:
         room = self._rooms.find(feed.owner, feed.room)

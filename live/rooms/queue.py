@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from ..config import QueuePolicy
 from ..engine.events import ViewerEvent
 
 DropReason = Literal["duplicate", "rate_limited", "stale", "queue_full", "ignored"]
@@ -31,17 +32,6 @@ BatchKind = Literal["paid_message", "gifts", "chat", "welcome"]
 MAX_NAME_CHARS = 32
 _PAID_MESSAGE, _PAID_GIFT, _CHAT, _LOW = 0, 1, 2, 3  # tiers: lower is answered first
 _SPACES = re.compile(r"\s+")
-
-
-@dataclass(frozen=True, slots=True)
-class QueuePolicy:
-    capacity: int = 30
-    max_age_s: float = 60.0
-    viewer_interval_s: float = 3.0
-    merge_max: int = 5
-    max_text_chars: int = 200
-    greet_entries: bool = False
-    thank_free_gifts: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,6 @@ joined for `linger_s`.
 from __future__ import annotations
 
 import asyncio
-import logging
 import re
 import time
 import uuid
@@ -46,10 +45,10 @@ from ..engine.events import (
 )
 from ..engine.session import LiveSession
 from ..errors import AuthError, ErrorCode
+from ..log import logger
 from .prompt import prompt_for
 from .queue import DropReason, QueuePolicy, RoomQueue
 
-log = logging.getLogger("astrbot")
 
 Role = Literal["streamer", "bridge", "listener"]
 ROLES: tuple[Role, ...] = ("streamer", "bridge", "listener")
@@ -201,7 +200,7 @@ class Room:
             try:
                 self.session.handle(SendText(prompt_for(batch), viewers=batch.events))
             except Exception:  # one bad batch must not silence the room
-                log.exception("live room %s: could not answer %s", self.key.name, batch.kind)
+                logger.exception("live room %s: could not answer %s", self.key.name, batch.kind)
 
     async def _until_quiet(self) -> None:
         """Wait until no turn runs, nobody is speaking, and the last answer has played out."""
@@ -326,7 +325,7 @@ class Rooms:
                 room = await create(key)
                 room.open()
                 self.rooms[key] = room
-                log.info("live room %s/%s opened", owner, name)
+                logger.info("live room %s/%s opened", owner, name)
                 if self._reaper is None:
                     self._reaper = asyncio.create_task(self._reap_loop(), name="live-rooms-reaper")
             return room
@@ -338,11 +337,11 @@ class Rooms:
             for key, room in list(self.rooms.items()):
                 if room.empty_since is not None and room.empty_since <= horizon:
                     del self.rooms[key]
-                    log.info("live room %s/%s closed (nobody joined for a while)", key.owner, key.name)
+                    logger.info("live room %s/%s closed (nobody joined for a while)", key.owner, key.name)
                     try:
                         await room.close()
                     except Exception:  # the reaper must outlive one room's failure
-                        log.exception("live room %s/%s did not close cleanly", key.owner, key.name)
+                        logger.exception("live room %s/%s did not close cleanly", key.owner, key.name)
 
     async def close_all(self) -> None:
         if self._reaper is not None:

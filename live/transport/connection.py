@@ -15,11 +15,10 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from astrbot.api import logger
-
 from ..config import LiveSettings
 from ..engine.events import ErrorRaised, ReceiveAudioConfigured, SentenceAudio, SetReceiveAudio
 from ..engine.session import LiveSession
+from ..log import logger
 from ..rooms.room import RoomMember
 from ..errors import CloseCode, ErrorCode, ProtocolError
 from ..protocol import ChatReply, ChatRequest, Dialect, Reply

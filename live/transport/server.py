@@ -15,14 +15,13 @@ from typing import Any
 from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocket
 
-from astrbot.api import logger
-
 from ..config import LiveSettings
 from ..engine.events import ErrorRaised
 from ..engine.ports import Conversation
 from ..engine.session import LiveSession
 from ..engine.vad_worker import ServerVad, VadWorker
 from ..errors import AuthError, CloseCode, ErrorCode, LiveError
+from ..log import logger
 from ..rooms.room import Room, RoomKey, RoomMember, Rooms
 from ..services import Access, Services
 from .connection import Connection, close_draining
