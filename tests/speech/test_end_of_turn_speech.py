@@ -1,4 +1,5 @@
-"""The end-of-turn model on real (Piper) speech, and the policy driven by Silero VAD and the model.
+"""The end-of-turn model on real (Piper) speech, the policy driven by Silero VAD and the model,
+and backchannels in real Whisper transcripts.
 
 Piper, not eSpeak: smart-turn judges intonation, and eSpeak's robotic prosody gives it
 unreliable scores. The joe voice runs with its sampling noise off, so every run hears
@@ -13,7 +14,14 @@ import pytest
 from live.audio.resample import resample_pcm16
 from live.audio.turn_model import EndOfTurnModel
 from live.audio.vad import SileroClassifier
-from live.engine.end_of_turn import EndOfTurnDecision, EndOfTurnPolicy, EndOfTurnSettings, ModelStatus, Step
+from live.engine.end_of_turn import (
+    EndOfTurnDecision,
+    EndOfTurnPolicy,
+    EndOfTurnSettings,
+    ModelStatus,
+    Step,
+    is_backchannel,
+)
 
 pytestmark = pytest.mark.speech
 
@@ -124,3 +132,23 @@ def test_an_unfinished_phrase_waits_for_the_long_limit(model, say):
     assert decision.reason == "max_silence"
     assert decision.silence_ms >= 2000
     assert decision.score is not None and decision.score < 0.5
+
+
+@pytest.mark.parametrize(
+    ("spoken", "backchannel"),
+    [
+        ("Yeah.", True),
+        ("Okay.", True),
+        ("Right, right.", True),
+        ("I see.", True),
+        ("Yeah, yeah.", True),
+        ("Wait, stop.", False),
+        ("No, that's wrong.", False),
+        ("Okay, but what about tomorrow?", False),
+    ],
+)
+def test_backchannels_are_recognised_in_real_transcripts(piper, whisper, spoken, backchannel):
+    """What Whisper writes for spoken acknowledgements (its casing and punctuation vary).
+    Piper cannot say "mm-hmm" (Whisper hears "in a month."), so it is not spoken here."""
+    transcript = whisper.transcribe_pcm16(piper.synthesize(spoken), piper.sample_rate)
+    assert is_backchannel(transcript) is backchannel, transcript
