@@ -134,7 +134,7 @@ class EndOfTurnPolicy:
 
     Drive it with VAD facts: `on_speech()` when the user is (again) voicing,
     `on_silence(ms, status)` as a pause grows, `on_score(pause_id, score, ms)` and
-    `on_model_failed(pause_id, reason)` when the model answers. After `Step.END`,
+    `on_model_failed(pause_id, reason, ms)` when the model answers. After `Step.END`,
     `decision` holds the record and `reset()` starts the next utterance.
     """
 
