@@ -24,7 +24,7 @@ from .fields import (
     optional_number,
     parse_object,
     pcm16,
-    required_str,
+    required,
     required_stamp,
     text_of,
     unknown_type,
@@ -116,12 +116,7 @@ class AstrBotLiveDialect:
             case "viewer_event":
                 return [viewer_event(frame, self._max_text)]
             case "set_audio":
-                enabled = frame.get("enabled")
-                if enabled is None:
-                    raise ProtocolError(ErrorCode.MISSING_FIELD, "'enabled' is required")
-                if not isinstance(enabled, bool):
-                    raise ProtocolError(ErrorCode.INVALID_MESSAGE_FORMAT, "'enabled' must be true or false")
-                return [ev.SetReceiveAudio(enabled)]
+                return [ev.SetReceiveAudio(required(frame, "enabled", bool, "true or false"))]
             case "interrupt":
                 return [ev.Interrupt(optional_id(frame, "turn"), optional_number(frame, "played_ms"))]
             case "playback_report":
@@ -136,12 +131,9 @@ class AstrBotLiveDialect:
             case "ping":
                 return [ev.Ping(frame.get("data"))]
             case "configure":
-                audio = frame.get("output_audio")
-                if audio is None:
-                    raise ProtocolError(ErrorCode.MISSING_FIELD, "'output_audio' is required")
-                if not isinstance(audio, dict):
-                    raise ProtocolError(ErrorCode.INVALID_MESSAGE_FORMAT, "'output_audio' must be an object")
-                return [ev.ConfigureOutput(required_str(audio, "format"), optional_integer(audio, "sample_rate") or 0)]
+                audio = required(frame, "output_audio", dict, "an object")
+                fmt = required(audio, "format", str, "a string")
+                return [ev.ConfigureOutput(fmt, optional_integer(audio, "sample_rate") or 0)]
             case kind:
                 raise unknown_type("frame type", kind)
 

@@ -57,12 +57,7 @@ def parse_object(raw: str, type_key: str) -> dict[str, Any]:
 
 def frame_type(frame: dict[str, Any], key: str) -> str:
     """The frame's type (`t`, `type` or `action`): a non-empty string."""
-    kind = frame.get(key)
-    if kind is None or kind == "":
-        raise ProtocolError(ErrorCode.MISSING_FIELD, f"'{key}' (the frame type) is required")
-    if not isinstance(kind, str):
-        raise ProtocolError(ErrorCode.INVALID_MESSAGE_FORMAT, f"'{key}' (the frame type) must be a string")
-    return kind
+    return required(frame, key, str, "a string (the frame type)")
 
 
 def unknown_type(key: str, kind: str) -> ProtocolError:
@@ -91,13 +86,14 @@ def housekeeping(item: object) -> list[str | bytes] | None:
     return None
 
 
-def required_str(frame: dict[str, Any], key: str) -> str:
-    """A non-empty string field."""
+def required(frame: dict[str, Any], key: str, expected: type, described: str) -> Any:
+    """A field that must be present and non-empty (else MISSING_FIELD) and of one type (else
+    INVALID_MESSAGE_FORMAT, which `described` explains: "a string", "an object", ...)."""
     value = frame.get(key)
     if value is None or value == "":
         raise ProtocolError(ErrorCode.MISSING_FIELD, f"'{key}' is required")
-    if not isinstance(value, str):
-        raise ProtocolError(ErrorCode.INVALID_MESSAGE_FORMAT, f"'{key}' must be a string")
+    if not isinstance(value, expected):
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE_FORMAT, f"'{key}' must be {described}")
     return value
 
 
