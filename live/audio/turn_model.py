@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,7 +33,6 @@ from typing import Literal
 
 import numpy as np
 
-from ..providers.models import sha256_file
 from .log_mel import N_FRAMES, N_MELS, whisper_log_mel
 
 MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "smart_turn"
@@ -82,7 +82,8 @@ class EndOfTurnModel:
         if not path.is_file():
             raise TurnModelUnavailable("model_missing", f"{path} does not exist")
         if expected_sha256 is not None:
-            actual = sha256_file(path)
+            with open(path, "rb") as f:
+                actual = hashlib.file_digest(f, "sha256").hexdigest()
             if actual != expected_sha256:
                 raise TurnModelUnavailable(
                     "model_mismatch", f"{path} has sha256 {actual}, expected {expected_sha256}"
