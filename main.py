@@ -16,8 +16,9 @@ from .live.host.access import dashboard_username
 from .live.host.dashboard import RouteMount
 from .live.host.offline_providers import register_offline_providers
 from .live.host.runtime import build_services
+from .live.host.webchat_page import webchat_index_routes
 from .live.rooms.feeds import PlatformFeeds
-from .live.transport.pages import page_routes
+from .live.transport.pages import PAGE_PREFIX, page_routes
 from .live.transport.rooms_http import room_routes
 from .live.transport.server import WS_PATH, LiveServer
 
@@ -46,6 +47,10 @@ class LiveModePlugin(Star):
     @filter.on_astrbot_loaded()
     async def on_loaded(self) -> None:
         self.routes.mount(self._routes())  # cold boot: the dashboard exists from here on
+
+    @filter.on_waiting_llm_request(priority=100000)
+    async def on_waiting_llm_request(self, event: AstrMessageEvent) -> None:
+        self.services.agent.admit(event)
 
     @filter.on_llm_request(priority=100000)
     async def on_llm_request(self, event: AstrMessageEvent, req) -> None:
@@ -76,10 +81,13 @@ class LiveModePlugin(Star):
         logger.info("Live Mode stopped")
 
     def _routes(self) -> list:
+        dist = PLUGIN_DIR / "dashboard_ext" / "dist"
         return [
             WebSocketRoute(WS_PATH, self.server.endpoint, name="live_ws"),
             *room_routes(self.server),
-            *page_routes(PLUGIN_DIR / "dashboard_ext" / "dist", lambda: {"accepting": self.server.accepting}),
+            *page_routes(dist, lambda: {"accepting": self.server.accepting}),
+            # The host's own index page plus our button script; off = the host serves it untouched.
+            *(webchat_index_routes(dist, PAGE_PREFIX) if self.settings.webchat_button else []),
         ]
 
 
