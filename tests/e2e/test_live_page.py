@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import re
+import time
+import urllib.request
 import uuid
 from typing import Any
 
@@ -113,6 +115,22 @@ def settle_drawer(page: Page, *, open: bool) -> None:
     )
 
 
+def host_history(astrbot, conversation: str) -> list[dict]:
+    """The host's own chat history of a conversation (the dashboard's API), oldest first."""
+    req = urllib.request.Request(
+        f"{astrbot.base_url}/api/v1/chat/sessions/{conversation}?page_size=100",
+        headers={"Authorization": f"Bearer {astrbot.jwt()}"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        body = json.loads(resp.read())
+    assert body["status"] == "ok", body
+    return body["data"]["history"]
+
+
+def plain_text(row: dict) -> str:
+    return "".join(p.get("text", "") for p in row["content"].get("message", []) if p.get("type") == "plain")
+
+
 def assert_no_page_errors(page: Page) -> None:
     assert not page.errors, page.errors  # type: ignore[attr-defined]
 
@@ -186,7 +204,8 @@ def test_speaking_during_playback_interrupts_it(astrbot, fake, launch, mic, arti
     # The gap lets the answer start playing first: end-of-speech silence (0.5 s), STT, the first
     # sentence, TTS. That takes about 1 s here, so the user speaks over about 3.5 s of playback.
     wav = mic.make("barge-in", 1.0, QUESTION, 4.5, STOP, 2.0)
-    page = open_live(launch(wav), astrbot, conversation=new_conversation("barge"))
+    conversation = new_conversation("barge")
+    page = open_live(launch(wav), astrbot, conversation=conversation)
 
     first = frame(page, "user_msg")
     turn = first["turn"]
@@ -206,6 +225,11 @@ def test_speaking_during_playback_interrupts_it(astrbot, fake, launch, mic, arti
     expect(interrupted.locator(".v-chip")).to_have_text(re.compile("interrupted", re.IGNORECASE))
     expect(interrupted.locator(".unheard")).not_to_be_empty()  # what was never played is struck through
     shot(page, artifacts, "desktop-barge-in")
+    # The heard part shown is the one the history keeps: the server's `end` says it (cut mark "…" aside).
+    kept = [r for r in host_history(astrbot, conversation) if r["content"]["type"] == "bot" and r["content"].get("interrupted")]
+    assert len(kept) == 1, kept
+    shown = interrupted.locator(".bubble > span").first.inner_text()
+    assert shown.strip() and shown.strip() == plain_text(kept[0]).removesuffix("…").strip(), (shown, kept)
 
     entries = log(page)
     i_stop, i_stopped = entries.index(stop), entries.index(stopped)
@@ -260,3 +284,95 @@ def test_typed_text_is_answered_on_a_phone(astrbot, fake, launch, mic, artifacts
     assert not fake.transcriptions  # typed, not spoken
     assert fake.streams and question in str(fake.streams[-1].messages[-1]["content"])
     assert_no_page_errors(page)
+
+
+def test_earlier_turns_show_when_the_page_opens(astrbot, fake, launch, quiet_mic, artifacts):
+    """A turn typed on one page is in the transcript of the next page opened on that conversation."""
+    fake.script_reply("Paris is the capital of France.")
+    conversation = new_conversation("history")
+    browser = launch(quiet_mic)
+    first = open_live(browser, astrbot, conversation=conversation)
+    first.get_by_test_id("text-input").locator("input").fill("What is the capital of France?")
+    first.get_by_test_id("send-button").click()
+    turn = frame(first, "user_msg")["turn"]
+    frame(first, "end", turn=turn)
+    first.context.close()
+
+    page = open_live(browser, astrbot, conversation=conversation)
+    wait_log(page, "e.kind === 'history'")
+    rows = page.locator("[data-testid=transcript] [data-role] .bubble")
+    expect(rows).to_have_count(2, timeout=WAIT_MS)
+    expect(rows.nth(0)).to_have_text("What is the capital of France?")
+    expect(rows.nth(1)).to_have_text("Paris is the capital of France.")
+    shot(page, artifacts, "desktop-history-on-open")
+    assert_no_page_errors(page)
+
+
+def test_esc_closes_a_menu_first_and_your_words_stay_readable_on_a_phone(astrbot, fake, launch, quiet_mic, artifacts):
+    """During a long answer: Esc with the microphone menu open closes the menu and the answer goes on;
+    the next Esc interrupts. Above the long answer the question stays fully visible and opaque."""
+    fake.script_reply(STORY, ttft=0.05, interval=0.04)  # ~12 s of streaming
+    question = "Please tell me a very long story about a fox"
+    page = open_live(launch(quiet_mic), astrbot, conversation=new_conversation("esc"), viewport=PHONE)
+    page.get_by_test_id("text-input").locator("input").fill(question)
+    page.get_by_test_id("send-button").click()
+    turn = frame(page, "user_msg")["turn"]
+    page.wait_for_function(
+        "() => (document.querySelector('[data-testid=caption-bot]')?.textContent || '').length > 200",
+        timeout=WAIT_MS,
+    )
+    user = page.get_by_test_id("caption-user")
+    expect(user).to_contain_text(question)
+    expect(user).to_be_in_viewport(ratio=1)
+    # Nothing fades it: no mask over it, and its text is drawn at most lightly muted.
+    style = page.evaluate(
+        r"""() => { const el = document.querySelector('[data-testid=caption-user]')
+        let masked = false
+        for (let n = el; n; n = n.parentElement) if ((getComputedStyle(n).maskImage || 'none') !== 'none') masked = true
+        const alpha = Number((getComputedStyle(el).color.match(/rgba?\(([^)]+)\)/)[1].split(',')[3] ?? '1'))
+        const box = el.getBoundingClientRect(), lines = el.parentElement.parentElement.getBoundingClientRect()
+        return { masked, alpha, clipped: box.top < lines.top - 0.5 } }"""
+    )
+    assert not style["masked"] and not style["clipped"] and style["alpha"] >= 0.7, style
+    shot(page, artifacts, "phone-long-answer-captions")
+
+    page.get_by_test_id("device-picker").click()
+    menu = page.locator(".v-menu .v-list")
+    expect(menu).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(menu).to_be_hidden()
+    time.sleep(0.5)  # an interrupt would have been sent synchronously by now
+    assert not [e for e in log(page) if e["kind"] == "sent" and e.get("t") == "interrupt"], log_summary(page)
+    assert not [e for e in log(page) if e["kind"] == "frame" and e.get("t") == "end" and e.get("turn") == turn]
+
+    page.keyboard.press("Escape")
+    sent = wait_log(page, "e.kind === 'sent' && e.t === 'interrupt'")
+    assert sent["turn"] == turn, sent
+    frame(page, "end", turn=turn)
+    assert_no_page_errors(page)
+
+
+def test_embedded_in_webchat_esc_asks_the_host_to_close(astrbot, fake, launch, quiet_mic, artifacts):
+    """`?embed=webchat` in a same-origin iframe: no live-room button, and Esc posts the close message
+    to the parent (its own origin as the target) instead of interrupting."""
+    host = open_live(launch(quiet_mic), astrbot, conversation=new_conversation("embed-host"))
+    host.evaluate(
+        """() => { window.__messages = []
+        window.addEventListener('message', (e) => window.__messages.push({ data: e.data, origin: e.origin }))
+        const frame = document.createElement('iframe')
+        frame.src = '/live/?embed=webchat'
+        frame.allow = 'microphone; autoplay'
+        frame.style = 'position: fixed; inset: 0; width: 100%; height: 100%; border: 0; z-index: 9999'
+        document.body.appendChild(frame) }"""
+    )
+    embedded = host.frame_locator("iframe")
+    expect(embedded.get_by_test_id("connection-status")).to_have_attribute("data-status", "open", timeout=WAIT_MS)
+    expect(embedded.get_by_test_id("room-join-button")).to_have_count(0)
+    embedded.get_by_test_id("text-input").locator("input").click()
+    host.keyboard.press("Escape")
+    host.wait_for_function("() => window.__messages.length > 0", timeout=WAIT_MS)
+    assert host.evaluate("window.__messages") == [
+        {"data": {"source": "astrbot-live", "type": "close"}, "origin": astrbot.base_url}
+    ]
+    shot(host, artifacts, "embedded-webchat")
+    assert_no_page_errors(host)
