@@ -97,7 +97,7 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-stamps = st.one_of(st.sampled_from(["s1", "s2", ""]), texts(6), st.integers(0, 10))
+stamps = st.one_of(st.sampled_from(["s1", "s2", ""]), texts(6), st.integers(1, 10))
 pcm = st.binary(max_size=960)
 float_samples = st.lists(st.floats(-1.5, 1.5, allow_nan=False), max_size=256)
 int_samples = st.one_of(
@@ -105,7 +105,7 @@ int_samples = st.one_of(
     st.integers(0, 3).map(lambda n: [0, 120, -120, 40] * (40 * n)),  # 160-sample (16 kHz) frames
 )
 short_text = texts(40).filter(lambda t: t.strip())
-turn_ids = st.one_of(st.none(), texts(12), st.integers(0, 99))
+turn_ids = st.one_of(st.none(), texts(12))
 played = st.one_of(st.none(), st.integers(0, 10**12), st.floats(0, 1e12, allow_nan=False))
 
 ASTRBOT_VALID = st.one_of(
@@ -228,11 +228,48 @@ NUMBER_FIELD = {
 }
 
 
+# The wrong-typed values an outside tester found getting through (issue #17), as JSON text (two of them
+# only exist as text: 1e-400 parses as 0.0, and 4,300 digits is the most Python's parser reads), and
+# the fields that must refuse each one. `skip`: values that field accepts (an absent `turn`, rate 0).
+WRONG_VALUES = ("null", "{}", "0", "-1", "true", "[]", '""', "0.5", "16000.5", "1e-400", "1" + "0" * 4299)
+WRONG_TYPED_FIELDS: dict[str, list[tuple[str, tuple[str, ...]]]] = {
+    "astrbot": [
+        ('{"t":"start_speaking","stamp":%s}', ()),
+        ('{"t":"end_speaking","stamp":%s}', ()),
+        ('{"t":"speaking_part","data":%s}', ()),
+        ('{"t":"interrupt","turn":%s}', ("null", '""')),
+        ('{"t":"playback_report","turn":%s,"played_ms":5}', ("null", '""')),
+        ('{"t":"configure","output_audio":{"format":"wav","sample_rate":%s}}', ("null", "0")),
+        ('{"ct":%s,"t":"mute"}', ("null",)),
+        ('{"t":"text_input","message":[{"type":"plain","text":%s}]}', ()),
+        ('{"t":"text_input","text":%s}', ()),
+        ('{"t":%s}', ()),
+    ],
+    "olv": [
+        ('{"type":"text-input","text":%s}', ()),
+        ('{"type":"mic-audio-data","audio":%s}', ("[]",)),
+        ('{"ct":%s,"type":"frontend-playback-complete"}', ("null",)),
+        ('{"type":%s}', ()),
+    ],
+    "neko": [
+        ('{"action":"stream_data","input_type":"text","data":%s}', ()),
+        ('{"action":"stream_data","input_type":"audio","data":%s}', ("[]",)),
+        ('{"ct":%s,"action":"voice_play_end"}', ("null",)),
+        ('{"action":%s}', ()),
+    ],
+}
+
+
+def refused_frames(dialect: str) -> list[str]:
+    return [tpl % v for tpl, skip in WRONG_TYPED_FIELDS[dialect] for v in WRONG_VALUES if v not in skip]
+
+
 def frames(dialect: str) -> st.SearchStrategy[str | bytes]:
     valid_json = VALID[dialect].map(json.dumps)
     return st.one_of(
         valid_json,
         valid_json,
+        st.sampled_from(refused_frames(dialect)),  # issue #17's wrong types, in the fields that must refuse them
         mutated(dialect),
         mutated(dialect),
         mutated(dialect),
@@ -495,6 +532,22 @@ async def test_chat_mode_binds_cannot_grow_server_tasks_without_bound(astrbot, c
     await client.until("pong")
     grown = len(server_tasks(astrbot, "chat_ws_sub_")) - before
     assert grown <= 16, f"{grown} subscription tasks for one socket"
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_every_wrong_typed_value_of_issue_17_is_refused_with_a_code(astrbot, fake, dialect):
+    """Each frame of `refused_frames` gets exactly one coded error, starts no LLM call, and the
+    connection lives: the values used to pass unrefused (or, in `text_input`, became the words "None")."""
+    client = await LightClient.open(astrbot.ws_url(token=astrbot.jwt("fuzz-wrong-types"), protocol=dialect), dialect)
+    calls = len(fake.chats)
+    sent = refused_frames(dialect)
+    try:
+        await send_paced(client, sent)
+        assert await client.alive()
+        assert "" not in client.errors and sum(client.errors.values()) == len(sent), client.errors
+        assert len(fake.chats) == calls, "a refused frame reached the LLM"
+    finally:
+        await client.close()
 
 
 def test_error_code_reader_knows_every_dialect():
