@@ -91,3 +91,17 @@ async def test_chat_frames_on_a_live_socket_and_bind_ownership(astrbot, connect,
     await other.send({"ct": "chat", "t": "bind", "session_id": "franks-chat"})
     frame = await other.until("error")
     assert frame["ct"] == "chat" and frame["code"] == "FORBIDDEN"
+
+
+async def test_ct_routes_each_frame_and_an_unknown_ct_is_refused(connect):
+    client = await connect(ct="chat", conversation_id="ct-routing")
+    await client.until("hello")
+    await client.send({"ct": "live", "t": "ping", "data": "live frame"})
+    assert (await client.until("pong"))["data"] == "live frame"
+    await client.send({"ct": "both", "t": "ping", "data": "x"})
+    error = await client.until("error")
+    assert error["code"] == "INVALID_MESSAGE_FORMAT" and "ct" not in error  # a live error: no chat frame was read
+    await client.send({"t": "bind", "session_id": "ct-routing"})  # no `ct` on a ct=chat socket: a chat frame
+    while (frame := await client.recv(15)).get("type") != "session_bound":
+        pass
+    assert frame["ct"] == "chat" and frame["session_id"] == "ct-routing"
