@@ -31,7 +31,6 @@ from .events import (
     Interrupt,
     OutputConfigured,
     Ping,
-    PlaybackStopped,
     Pong,
     ReportPlayback,
     SendText,

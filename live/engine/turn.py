@@ -137,11 +137,6 @@ class Turn:
     def cut(self) -> bool:
         return self.phase in _CUT
 
-    @property
-    def done(self) -> bool:
-        """The task has ended (a cut turn's task may take a moment after the cut)."""
-        return self.task is None or self.task.done()
-
     def _enter(self, phase: Phase) -> None:
         self.phase = phase
         if phase in _SETTLED:
