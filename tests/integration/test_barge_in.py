@@ -54,6 +54,31 @@ async def test_history_keeps_only_the_heard_part_marked_interrupted(connect, fak
     assert cut == "Once upon a time there was a lighthouse keeper.…"
 
 
+async def test_the_interrupted_end_tells_the_heard_text_that_history_keeps(connect, fake):
+    client = await connect()
+    turn, first_audio = await start_long_turn(client, fake)
+    await client.send({"t": "interrupt", "turn": turn, "played_ms": first_audio["duration_ms"]})
+    end = await client.until("end", turn=turn)
+    assert end["data"] == {"interrupted": True, "text": "", "heard": "Once upon a time there was a lighthouse keeper."}
+
+
+async def test_an_answer_cut_within_its_emotion_tag_keeps_no_assistant_message(connect, fake):
+    """The tag is never voiced, so half of "[joy] Hello!"'s audio is half of "Hello!": no word yet."""
+    client = await connect(conversation_id="tag-cut-history-test")
+    fake.script_reply("[joy] Hello! " + LONG_REPLY, ttft=0.05, interval=0.08)
+    await client.send({"t": "text_input", "text": "tell me a long story"})
+    turn = (await client.until("user_msg"))["turn"]
+    first_audio = await client.until("response", turn=turn)
+    await client.send({"t": "interrupt", "turn": turn, "played_ms": first_audio["duration_ms"] // 2})
+    assert (await client.until("end", turn=turn))["data"]["heard"] == ""
+    fake.script_reply("Sure, what next?")
+    await client.send({"t": "text_input", "text": "never mind that"})
+    await client.until("end", turn=(await client.until("user_msg"))["turn"])
+    spoken = [(m["role"], str(m["content"])) for m in fake.streams[-1].messages if m["role"] in ("user", "assistant")]
+    asked = next(i for i, (role, text) in enumerate(spoken) if role == "user" and "tell me a long story" in text)
+    assert spoken[asked + 1][0] == "user" and "never mind that" in spoken[asked + 1][1], spoken
+
+
 async def test_new_text_while_busy_interrupts_by_default(connect, fake):
     client = await connect()
     turn, _ = await start_long_turn(client, fake)
