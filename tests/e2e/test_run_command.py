@@ -4,8 +4,9 @@
 (LIVE_DEMO_DIR: a fresh temporary root; PORT: a free port; OPENAI_*: the local fake chat model).
 The test reads the credentials and links the script prints, logs in through the host's login API
 (no forced password change), checks the plugin's sidebar page is listed, then logs in on the
-Live page's own form in headless Chromium and completes a typed turn. The whole process group
-is stopped with SIGTERM at the end and must be gone.
+Live page's own form in headless Chromium, completes a typed turn, and opens the sidebar page in
+the dashboard with that same login. The whole process group is stopped with SIGTERM at the end
+and must be gone.
 """
 
 from __future__ import annotations
@@ -187,6 +188,13 @@ def test_the_readme_run_command_comes_up_and_answers_a_typed_turn(demo, launch, 
     expect(transcript.locator("[data-role=bot] .bubble").last).to_have_text(ANSWER, timeout=WAIT_MS)
     page.screenshot(path=str(artifacts / "run-command-turn.png"))
     assert not errors, errors
+
+    # The same login opens the dashboard, whose sidebar has the plugin's page, showing the real port.
+    page.goto(f"{base}/#/plugin-view/astrbot_plugin_live/live")
+    view = page.frame_locator("iframe[src*='/views/live/']")
+    expect(view.locator("#page-url")).to_have_value(f"{base}/live/", timeout=WAIT_MS)
+    assert "/auth/login" not in page.url, page.url
+    page.screenshot(path=str(artifacts / "run-command-sidebar-view.png"))
     page.context.close()
 
     # One SIGTERM to the group ends everything the command started.
