@@ -90,6 +90,8 @@ class RealtimeSettings:
         for name in ("connect_timeout", "configure_timeout", "send_timeout", "close_timeout", "max_session_age"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
+        if not 0 <= self.rewarm_margin < self.max_session_age:  # else every spare would be replaced at once, forever
+            raise ValueError("rewarm_margin must be at least 0 and less than max_session_age")
 
     def connect_url(self) -> str:
         parts = urlsplit(self.url)
@@ -164,6 +166,8 @@ class RealtimeSession:
         except BaseException as exc:
             if owns_http:
                 await client.close()
+            if isinstance(exc, asyncio.CancelledError):
+                raise
             raise _connect_failure(exc) from exc
         session = cls(settings, ws, client, owns_http)
         try:
@@ -291,8 +295,11 @@ class RealtimeSession:
         event = decode(raw)
         if event is None:
             return
-        if isinstance(event, ToolCallRequested) and not event.name:
-            event = replace(event, name=self._function_names.get(event.item_id) or self._function_names.get(event.call_id, ""))
+        if isinstance(event, ToolCallRequested):
+            named_as = self._function_names.pop(event.item_id, "") or self._function_names.get(event.call_id, "")
+            self._function_names.pop(event.call_id, None)
+            if not event.name:
+                event = replace(event, name=named_as)
         if isinstance(event, SessionReady):
             if event.created and not self._created.done():
                 self._created.set_result(event)
@@ -508,9 +515,7 @@ class _EventStream:
 
 
 def _connect_failure(exc: BaseException) -> BaseException:
-    """A connect-time exception as a RealtimeFailure with a mapped code (cancellation passes through)."""
-    if isinstance(exc, asyncio.CancelledError):
-        return exc
+    """A connect-time exception as a RealtimeFailure with a mapped code (anything unexpected passes through)."""
     if isinstance(exc, aiohttp.WSServerHandshakeError):
         code = error_code_for(http_status=exc.status)
         return RealtimeFailure(realtime_error(code, f"handshake refused with HTTP {exc.status}", http_status=exc.status))
@@ -620,35 +625,50 @@ class RealtimePool:
                 self.stats.handshakes.append(time.monotonic())
                 try:
                     session = await self._open_configured()
-                except RealtimeFailure as failure:
+                except Exception as exc:
+                    failure = exc if isinstance(exc, RealtimeFailure) else None
+                    if failure is None:  # a bug, not the provider: keep it visible, keep the warmer alive
+                        logger.exception("realtime: unexpected error while warming a session")
+                        failure = RealtimeFailure(realtime_error(RealtimeErrorCode.CONNECT_FAILED, f"{type(exc).__name__}: {exc}"))
                     self.last_error = failure.error
                     self.stats.failures.append(failure.error)
                     await self._notify()
                     if not failure.error.retryable:
                         logger.warning(f"realtime: giving up warming a session: {failure}")
                         return  # a bad key will not get better by itself; take() restarts warming
-                    delay = self._retry_delays[min(attempt, len(self._retry_delays) - 1)]
+                    await asyncio.sleep(self._retry_delay(attempt))
                     attempt += 1
-                    await asyncio.sleep(delay)
                     continue
-                attempt = 0
                 self.last_error = None
                 self._spare = session
                 session.on_end(lambda _s: self._wake.set())
                 await self._notify()
             spare = self._spare
+            if spare is None:  # taken while we announced it
+                continue
             self._wake.clear()
             left = self.settings.max_session_age - self.settings.rewarm_margin - spare.age
             if left > 0 and spare.usable:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(left):
                         await self._wake.wait()
-            if self._spare is spare and (not spare.usable or spare.expiring()):
+            if self._spare is not spare:  # taken
+                attempt = 0
+            elif not spare.usable or spare.expiring():
                 self._spare = None
-                self.stats.replaced.append("ended" if not spare.usable else "aged")
+                died = not spare.usable
+                self.stats.replaced.append("ended" if died else "aged")
                 if spare.ended is not None and spare.ended.code is not RealtimeErrorCode.DISCONNECTED:
                     self.last_error = spare.ended
                 await spare.aclose()
+                if died:  # a provider that drops idle sessions is backed off from like a failed connect
+                    await asyncio.sleep(self._retry_delay(attempt))
+                    attempt += 1
+                else:
+                    attempt = 0
+
+    def _retry_delay(self, attempt: int) -> float:
+        return self._retry_delays[min(attempt, len(self._retry_delays) - 1)]
 
     async def _open_configured(self) -> RealtimeSession:
         session = await self._opener(self.settings)

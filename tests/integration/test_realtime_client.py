@@ -104,6 +104,24 @@ def of(events, kind) -> list:
     return [e for e in events if isinstance(e, kind)]
 
 
+# ---------------------------------------------------------------- settings
+
+
+def test_settings_build_the_url_and_headers_and_refuse_nonsense():
+    ga = RealtimeSettings(url="wss://api.example.com/v1/realtime", api_key="sk-1", model="gpt-realtime")
+    assert ga.connect_url() == "wss://api.example.com/v1/realtime?model=gpt-realtime"
+    assert ga.headers() == {"Authorization": "Bearer sk-1"}
+    assert "sk-1" not in repr(ga)
+    beta = RealtimeSettings(url="ws://local:8000/realtime?model=qwen-omni&x=1", model="other", api="beta")
+    assert beta.connect_url() == "ws://local:8000/realtime?model=qwen-omni&x=1"  # the URL's own model wins
+    assert beta.headers() == {"OpenAI-Beta": "realtime=v1"}
+    assert RealtimeSettings(url="ws://h/", beta_header=True).headers() == {"OpenAI-Beta": "realtime=v1"}
+    for bad in ({"url": "https://api.example.com"}, {"url": "ws://h", "api": "v2"}, {"url": "ws://h", "send_timeout": 0},
+                {"url": "ws://h", "max_session_age": 60, "rewarm_margin": 60}):  # fmt: skip
+        with pytest.raises(ValueError):
+            RealtimeSettings(**bad)
+
+
 # ---------------------------------------------------------------- one session
 
 
