@@ -73,6 +73,7 @@ class FakeProviders:
     stt_fail: bool = False  # transcriptions answer 500
     default_transcript: str = ""  # what STT hears when no transcript is scripted (soak: every utterance a turn)
     default_reply: str | None = None  # what the LLM streams when no reply is scripted (else an echo)
+    title_reply: str = "Live chat"  # the answer to non-streaming side requests ("<None>": AstrBot keeps no title)
     stt_started: list[float] = field(default_factory=list)  # monotonic time each transcription request arrived
     keep_records: bool = True  # False (soak): count requests in `served` instead of keeping every record
     served: dict[str, int] = field(default_factory=lambda: {"chat": 0, "stt": 0, "tts": 0})
@@ -104,6 +105,7 @@ class FakeProviders:
             self.tts_fail_containing = None
             self.chat_fail = self.stt_fail = False
             self.default_transcript, self.default_reply = "", None
+            self.title_reply = "Live chat"
             self.stt_started.clear()
             self.served = dict.fromkeys(self.served, 0)
 
@@ -152,7 +154,7 @@ class FakeProviders:
         if self.chat_fail:
             return web.json_response({"error": {"message": "scripted failure"}}, status=500)
         if not record.stream:  # side requests such as AstrBot's conversation-title generator
-            reply = ScriptedReply("Live chat", self.default_ttft)
+            reply = ScriptedReply(self.title_reply, self.default_ttft)
         else:
             reply = self._next_reply(record.messages)
         tokens = _tokens(reply.text)
