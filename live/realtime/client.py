@@ -74,6 +74,7 @@ class RealtimeSettings:
     model: str = ""  # sent as ?model= unless the URL already has one
     api: Api = "ga"  # event shapes: "ga" (OpenAI today) or "beta" (Qwen-Omni, GLM, older servers)
     beta_header: bool | None = None  # send `OpenAI-Beta: realtime=v1`; None = when api == "beta"
+    input_rate: int = MODEL_RATE  # the mic PCM16 rate the provider takes (OpenAI 24000; Qwen-Omni 16000)
     connect_timeout: float = 10.0  # socket handshake plus the provider's `session.created`
     configure_timeout: float = 10.0  # `session.update` until `session.updated`
     send_timeout: float = 5.0
@@ -87,6 +88,8 @@ class RealtimeSettings:
             raise ValueError(f"realtime_url must start with ws:// or wss://, got {self.url!r}")
         if self.api not in ("ga", "beta"):
             raise ValueError(f"api must be 'ga' or 'beta', got {self.api!r}")
+        if self.input_rate <= 0:
+            raise ValueError("input_rate must be positive")
         for name in ("connect_timeout", "configure_timeout", "send_timeout", "close_timeout", "max_session_age"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
@@ -449,11 +452,11 @@ class RealtimeSession:
         return sent
 
     async def append_audio(self, pcm16: bytes, *, rate: int = MODEL_RATE) -> None:
-        """Stream microphone PCM16 mono at `rate`; resampled to 24 kHz with one filter state per input rate."""
-        if rate != MODEL_RATE:
+        """Stream microphone PCM16 mono at `rate`, resampled to `settings.input_rate` (one filter state per rate)."""
+        if rate != self.settings.input_rate:
             resampler = self._resamplers.get(rate)
             if resampler is None:
-                resampler = self._resamplers[rate] = StreamResampler(rate, MODEL_RATE)
+                resampler = self._resamplers[rate] = StreamResampler(rate, self.settings.input_rate)
             pcm16 = resampler.process(pcm16)
         if pcm16:
             await self.send(encode_append_audio(pcm16))

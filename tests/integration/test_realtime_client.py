@@ -8,6 +8,7 @@ a truncation landed, which error code a failure became.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 from dataclasses import replace
@@ -170,6 +171,18 @@ async def test_voice_turn_streams_audio_and_transcripts(fake, sessions, naming):
     assert done.status == "completed" and done.error is None and done.usage.total_tokens == 30
     tail = await collect(session, stop=lambda e: isinstance(e, RateLimitsUpdated))
     assert [limit.name for limit in tail[-1].limits] == ["requests", "tokens"]
+
+
+async def test_a_16k_provider_gets_the_mic_unresampled(fake, sessions):
+    session = await open_session(fake, sessions, api="beta", input_rate=16000)
+    mic = speech_like_pcm(0.3, rate=16000)
+    await session.append_audio(mic, rate=16000)
+    await session.append_audio(tone_pcm(0.1, rate=48000), rate=48000)  # another rate is still converted
+    await session.commit()
+    await until(lambda: fake.commits, "the commit")
+    appended = [r.event["audio"] for r in fake.received if r.event["type"] == "input_audio_buffer.append"]
+    assert base64.b64decode(appended[0]) == mic
+    assert abs(fake.appended_bytes[1] - len(mic) - 2 * 1600) <= 4  # 100 ms at 16 kHz
 
 
 async def test_text_turn_and_speech_events(fake, sessions):
