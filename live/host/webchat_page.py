@@ -7,10 +7,9 @@ paths ourselves (our routes go ahead of the host's) with the host's own
 The script (dashboard_ext/src/webchat) finds WebChat's input bar and adds the
 button; it changes nothing when the bar is not there.
 
-Fail safe, on the server side: when the host's index routes, its static folder,
-its index file or our built script cannot be found, no route is mounted and the
-host serves its page as before; when reading the index fails later, the request
-goes to the host's own handler.
+Fail safe, on the server side: when the host has no index route we know, nothing
+is mounted; when its index file (or a `</head>` in it) or our built script is
+missing at a request, that request goes to the host's own handler, untouched.
 """
 
 from __future__ import annotations
@@ -84,33 +83,33 @@ def _read_index(folder: str | Path | None) -> str | None:
         return None
 
 
-def webchat_index_routes(dist: Path, page_prefix: str) -> list[BaseRoute]:
-    """Routes that serve the host's index page with the button script; [] when anything is missing."""
-    app = dashboard_app()
+def webchat_index_routes(dist: Path, page_prefix: str, app: Any | None = None) -> list[BaseRoute]:
+    """Routes that serve the host's index page with the button script; [] when the host has none we know.
+
+    `app` is the dashboard's FastAPI app, by default the running host's.
+    """
+    app = app if app is not None else dashboard_app()
     if app is None:
         return []  # cold boot before the dashboard exists: the mount after it calls us again
-    script_url = webchat_script_url(dist, page_prefix)
     host_routes = host_index_routes(app)
-    folder = getattr(getattr(app, "state", None), "dashboard_static_folder", None)
-    if script_url is None:
-        problem = "the Live page build has no webchat script"
-    elif not host_routes:
-        problem = "the host serves no index page we know"
-    elif inject_script(_read_index(folder) or "", script_url) is None:
-        problem = "the host's index.html cannot be read or has no </head>"
-    else:
-        problem = ""
-    if problem or script_url is None:
-        logger.info("Live Mode: no WebChat button (%s); the dashboard is unchanged", problem)
+    if not host_routes:
+        logger.info("Live Mode: no WebChat button (the host serves no index page we know); the dashboard is unchanged")
         return []
+    if webchat_script_url(dist, page_prefix) is None:
+        logger.info("Live Mode: no WebChat button until the Live page is built (dashboard_ext/dist)")
+
+    def page_with_button(folder: str | Path | None) -> str | None:
+        # Both are read per request: a rebuilt Live page has a new script name.
+        script_url = webchat_script_url(dist, page_prefix)
+        html = _read_index(folder)
+        return inject_script(html, script_url) if html is not None and script_url is not None else None
 
     def index_handler(host_handler: Callable[[Request], Awaitable[Response]]):
         async def serve(request: Request) -> Response:
             folder = getattr(request.app.state, "dashboard_static_folder", None)
-            html = await asyncio.to_thread(_read_index, folder)
-            page = inject_script(html, script_url) if html is not None else None
+            page = await asyncio.to_thread(page_with_button, folder)
             if page is None:
-                return await host_handler(request)
+                return await host_handler(request)  # the host's page, as the host serves it
             return HTMLResponse(page, headers={"Cache-Control": "no-store"})
 
         return serve

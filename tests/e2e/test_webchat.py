@@ -229,7 +229,8 @@ def test_live_mode_over_webchat_speaks_then_returns_to_the_conversation(
 def test_the_live_link_opens_the_overlay_in_chinese_and_dark(astrbot, fake, launch, quiet_mic, artifacts, dashboard_password):
     """`/live` is sent with one Enter; its link opens the same overlay; Esc closes it; the host UI is Chinese."""
     page = open_dashboard(launch(quiet_mic), astrbot, dashboard_password, locale="zh-CN", theme="dark")
-    go(page, "#/chat")
+    with page.expect_response(lambda r: "/api/v1/commands" in r.url, timeout=WAIT_MS):
+        go(page, "#/chat")  # WebChat loads the command list its suggestions come from
     button = live_button(page, "实时对话")
     expect(button).to_be_visible(timeout=WAIT_MS)
     expect(page.locator(".input-area button.record-btn")).to_have_class(re.compile("v-theme--PurpleThemeDark"))
@@ -266,7 +267,7 @@ def test_the_live_link_opens_the_overlay_in_chinese_and_dark(astrbot, fake, laun
     page.get_by_role("button", name="关闭", exact=True).focus()
     page.keyboard.press("Escape")
     expect(page.locator(OVERLAY)).to_have_count(0, timeout=WAIT_MS)
-    expect(page.locator(".chat-main").get_by_text("/live", exact=True)).to_be_visible()
+    expect(page.locator(".chat-main").get_by_text("/live", exact=True)).to_be_visible(timeout=WAIT_MS)
     assert_same_document(page)
     shot(page, artifacts, "webchat-after-close-dark")
     assert not page.errors, page.errors  # type: ignore[attr-defined]
@@ -278,12 +279,15 @@ def test_setting_off_no_button_and_no_new_console_errors(astrbot, fake, launch, 
     host_index = host_index_file(astrbot)
     browser = launch(quiet_mic)
 
-    def visit_pages() -> list[str]:
+    def visit_pages(*, button: bool) -> list[str]:
         page = open_dashboard(browser, astrbot, dashboard_password)
         for route in PAGES:
             go(page, route)
             page.wait_for_load_state("networkidle")
             page.wait_for_timeout(500)
+            if route == "#/chat":
+                expect(page.locator(".input-area button.record-btn")).to_be_visible(timeout=WAIT_MS)
+                expect(page.locator(".astrbot-live-mode-btn")).to_have_count(1 if button else 0, timeout=WAIT_MS)
         errors = page.errors + page.console_errors  # type: ignore[attr-defined]
         page.context.close()
         return errors
@@ -291,21 +295,20 @@ def test_setting_off_no_button_and_no_new_console_errors(astrbot, fake, launch, 
     try:
         set_button(astrbot, False)
         assert index_page(astrbot) == host_index
-        errors_off = visit_pages()
+        errors_off = visit_pages(button=False)
 
         page = open_dashboard(browser, astrbot, dashboard_password)
         go(page, "#/chat")
         expect(page.locator(".input-area button.record-btn")).to_be_visible(timeout=WAIT_MS)
         page.wait_for_timeout(1000)
         expect(page.locator(".astrbot-live-mode-btn")).to_have_count(0)
-        box = page.locator("textarea.chat-textarea")
-        box.fill("/live ")
-        box.press("Enter")
+        page.locator("textarea.chat-textarea").fill("/live")
+        page.locator(".input-area button.send-btn").click()  # the host's own send (its Enter picks a suggestion)
         expect(page.locator(".chat-main a[href^='/live/?conversation_id=']")).to_have_count(1, timeout=WAIT_MS)
         page.context.close()
     finally:
         set_button(astrbot, True)
 
-    errors_on = visit_pages()
+    errors_on = visit_pages(button=True)
     new = normalized(errors_on) - normalized(errors_off)
     assert not new, {"new with the button": sorted(new), "without": sorted(normalized(errors_off))}

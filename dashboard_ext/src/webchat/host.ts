@@ -11,6 +11,7 @@ export const SELECTORS = {
   iconButton: 'button.input-icon-btn',
   textarea: 'textarea.chat-textarea',
   send: 'button.send-btn',
+  suggestions: '.command-suggestion-panel',
 } as const
 
 export interface InputBar {
@@ -115,11 +116,17 @@ export async function reloadConversation(route: ChatRoute, conversationId: strin
   return waitFor(() => !!document.querySelector(SELECTORS.textarea), 5000)
 }
 
-/** Enter on `/live` picks the host's command suggestion and leaves the text; this sends it then. */
-export function sendTypedCommand(textarea: HTMLTextAreaElement, isCommand: (text: string) => boolean): void {
+/**
+ * Enter on `/live` while the host suggests commands only picks the suggestion (the text becomes
+ * "/live "), so a second Enter would be needed; this sends it then with the host's own send button.
+ * Without the suggestion showing, the host's Enter sends by itself and this does nothing.
+ */
+export function sendPickedCommand(textarea: HTMLTextAreaElement, isCommand: (text: string) => boolean): void {
+  const bar = textarea.closest(SELECTORS.inputBar)
+  if (!bar?.querySelector(SELECTORS.suggestions)) return
   window.setTimeout(() => {
-    if (!textarea.isConnected || !isCommand(textarea.value)) return // the host sent it already
-    const send = textarea.closest(SELECTORS.inputBar)?.querySelector<HTMLButtonElement>(SELECTORS.send)
+    if (!textarea.isConnected || !isCommand(textarea.value)) return // sent, or another command picked
+    const send = bar.querySelector<HTMLButtonElement>(SELECTORS.send)
     if (send && !send.disabled) send.click()
   }, 60)
 }

@@ -21,7 +21,7 @@ import {
   newConversation,
   reloadConversation,
   SELECTORS,
-  sendTypedCommand,
+  sendPickedCommand,
   showConversation,
 } from './host'
 
@@ -234,7 +234,7 @@ function onKeyDown(event: KeyboardEvent): void {
     event.key === 'Enter' && !event.shiftKey && !event.isComposing &&
     target instanceof HTMLTextAreaElement && target.matches(SELECTORS.textarea) && isLiveCommand(target.value)
   ) {
-    sendTypedCommand(target, isLiveCommand) // prettier-ignore
+    sendPickedCommand(target, isLiveCommand) // prettier-ignore
   }
 }
 
