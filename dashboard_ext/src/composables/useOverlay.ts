@@ -1,4 +1,5 @@
 import { getCurrentScope, onScopeDispose, reactive, shallowRef, watch } from 'vue'
+import { dispatchFrame, type FrameHandlers } from '../lib/frames'
 import { missingOption, OverlayCaptions, overlayOptions, overlaySocketParams } from '../lib/overlay'
 import { asServerFrame, CLOSE_POLICY_VIOLATION } from '../lib/protocol'
 import { liveTest, record } from '../lib/testLog'
@@ -68,20 +69,27 @@ export function useOverlay(deps: OverlayDeps = {}) {
     reconnectDelay: (info, backoff) => (info.code === CLOSE_POLICY_VIOLATION ? Math.max(backoff, REFUSED_RETRY_MS) : backoff),
   })
 
+  /** What the overlay itself does with frames (the caption has its own handlers). */
+  const overlayHandlers: FrameHandlers = {
+    response: (f) => {
+      if (options.audio) playback.onResponse(f)
+    },
+    stop_play: (f) => playback.onStopPlay(f.turn),
+    hello: () => (problem.value = null),
+    // A refusal (the error frame before close 1008) stays on screen until a connection succeeds.
+    error: (f) => {
+      if (f.code && REFUSALS.includes(f.code)) problem.value = { code: f.code, message: f.data }
+    },
+  }
+  const handlerSets = [captions.frameHandlers(), overlayHandlers]
+
   function onMessage(raw: unknown): void {
     const frame = asServerFrame(raw)
     if (!frame) return
-    const turn = 'turn' in frame ? frame.turn : undefined
-    record('frame', { t: frame.t, turn, seq: 'seq' in frame ? frame.seq : undefined })
-    if (captions.apply(frame)) visible.value = !captions.empty
-    if (frame.t === 'response') {
-      if (options.audio) playback.onResponse(frame)
-    } else if (frame.t === 'stop_play') playback.onStopPlay(turn)
-    else if (frame.t === 'hello') problem.value = null
-    // A refusal (the error frame before close 1008) stays on screen until a connection succeeds.
-    else if (frame.t === 'error' && frame.code && REFUSALS.includes(frame.code)) {
-      problem.value = { code: frame.code, message: frame.data }
-    }
+    record('frame', { t: frame.t, turn: 'turn' in frame ? frame.turn : undefined, seq: 'seq' in frame ? frame.seq : undefined })
+    const shown = captions.revision
+    dispatchFrame(frame, handlerSets)
+    if (captions.revision !== shown) visible.value = !captions.empty
   }
 
   // Fade a finished caption once its audio has played, unless a new turn shows first.

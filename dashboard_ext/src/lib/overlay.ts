@@ -2,6 +2,7 @@
  * The OBS overlay's logic without the DOM: its URL options, how it joins the room, and the
  * caption it shows (the viewer line being answered and the character's words).
  */
+import { dispatchFrame, type FrameHandlers } from './frames'
 import type { ServerFrame, Viewer } from './protocol'
 import { isRoomName } from './room'
 
@@ -107,45 +108,56 @@ export class OverlayCaptions {
     return !this.bot && !this.user && this.viewers.length === 0
   }
 
+  /** Bumped whenever the caption changed in a way that should be shown. */
+  revision = 0
+
   /** Apply one server frame; true when the caption changed in a way that should be shown. */
   apply(frame: ServerFrame): boolean {
-    const turn = 'turn' in frame ? (frame.turn ?? null) : null
-    switch (frame.t) {
-      case 'user_msg': {
-        const viewers = frame.data.viewers ?? []
-        this.start(turn)
+    const before = this.revision
+    dispatchFrame(frame, [this.frameHandlers()])
+    return this.revision !== before
+  }
+
+  /** What each server frame does to the caption. Call on the reactive instance. */
+  frameHandlers(): FrameHandlers {
+    const at = (turn: string | undefined) => turn ?? null
+    return {
+      user_msg: (f) => {
+        const viewers = f.data.viewers ?? []
+        this.start(at(f.turn))
         this.viewers = viewers
-        this.user = viewers.length ? '' : frame.data.text
-        return true
-      }
-      case 'bot_delta_chunk':
-        if (turn) this.deltaTurns.add(turn)
-        return this.write(turn, frame.data.text)
-      case 'bot_text_chunk':
-        // Sentences repeat what the deltas said; use them only from a server that sends no deltas.
-        return turn && this.deltaTurns.has(turn) ? false : this.write(turn, frame.data.text)
-      case 'bot_msg':
-        if (turn !== this.turn || this.ended) this.start(turn)
-        this.raw = frame.data.text
+        this.user = viewers.length ? '' : f.data.text
+        this.revision += 1
+      },
+      bot_delta_chunk: (f) => {
+        if (f.turn) this.deltaTurns.add(f.turn)
+        this.write(at(f.turn), f.data.text)
+      },
+      // Sentences repeat what the deltas said; use them only from a server that sends no deltas.
+      bot_text_chunk: (f) => {
+        if (!(f.turn && this.deltaTurns.has(f.turn))) this.write(at(f.turn), f.data.text)
+      },
+      bot_msg: (f) => {
+        if (at(f.turn) !== this.turn || this.ended) this.start(at(f.turn))
+        this.raw = f.data.text
         this.bot = captionText(this.raw)
-        return true
-      case 'stop_play':
-        if (turn && turn !== this.turn) return false
+        this.revision += 1
+      },
+      stop_play: (f) => {
+        if (f.turn && f.turn !== this.turn) return
         this.interrupted = true
         this.ended = true
-        return false
-      case 'end':
-        if (turn !== this.turn) return false
+      },
+      end: (f) => {
+        if (at(f.turn) !== this.turn) return
         this.ended = true
-        if (frame.data?.interrupted) this.interrupted = true
-        else if (!this.raw && frame.data?.text) {
-          this.raw = frame.data.text
+        if (f.data?.interrupted) this.interrupted = true
+        else if (!this.raw && f.data?.text) {
+          this.raw = f.data.text
           this.bot = captionText(this.raw)
-          return true
+          this.revision += 1
         }
-        return false
-      default:
-        return false
+      },
     }
   }
 
@@ -165,12 +177,13 @@ export class OverlayCaptions {
     if (this.deltaTurns.size > 50) this.deltaTurns.clear()
   }
 
-  private write(turn: string | null, text: string): boolean {
+  private write(turn: string | null, text: string): void {
     // Text of another turn (e.g. one that had no user_msg) starts a caption of its own.
     if (turn !== this.turn) this.start(turn)
-    else if (this.ended) return false // nothing of a finished turn follows its end
+    else if (this.ended) return // nothing of a finished turn follows its end
     this.raw += text
     this.bot = captionText(this.raw)
-    return true
+    this.revision += 1
   }
+
 }
