@@ -116,7 +116,9 @@ class RealtimeFailure(Exception):
     """A realtime operation failed; `error` carries the mapped code and a clear message."""
 
     def __init__(self, error: RealtimeError) -> None:
-        super().__init__(f"{error.code.value}: {error.message}" + (f" ({error.provider_message})" if error.provider_message else ""))
+        super().__init__(
+            f"{error.code.value}: {error.message}" + (f" ({error.provider_message})" if error.provider_message else "")
+        )
         self.error = error
 
 
@@ -126,7 +128,13 @@ _session_numbers = itertools.count(1)
 class RealtimeSession:
     """One connected session. Open with `await RealtimeSession.open(settings)`; end with `aclose()`."""
 
-    def __init__(self, settings: RealtimeSettings, ws: aiohttp.ClientWebSocketResponse, http: aiohttp.ClientSession, owns_http: bool) -> None:
+    def __init__(
+        self,
+        settings: RealtimeSettings,
+        ws: aiohttp.ClientWebSocketResponse,
+        http: aiohttp.ClientSession,
+        owns_http: bool,
+    ) -> None:
         self.settings = settings
         self.number = next(_session_numbers)
         self.opened_at = time.monotonic()
@@ -140,7 +148,9 @@ class RealtimeSession:
         self._send_lock = asyncio.Lock()
         self._event_ids = itertools.count(1)
         self._created: asyncio.Future[SessionReady] = asyncio.get_running_loop().create_future()
-        self._config_acks: deque[tuple[str, asyncio.Future[None]]] = deque()  # session.update ids awaiting session.updated
+        self._config_acks: deque[tuple[str, asyncio.Future[None]]] = (
+            deque()
+        )  # session.update ids awaiting session.updated
         self._seeded_ids: list[str] = []  # history items this client created
         self._function_names: dict[str, str] = {}  # item_id or call_id -> function name (beta omits it in .done)
         self._resamplers: dict[int, StreamResampler] = {}
@@ -182,7 +192,9 @@ class RealtimeSession:
             if isinstance(exc, RealtimeFailure):
                 raise
             if isinstance(exc, TimeoutError):
-                raise RealtimeFailure(realtime_error(RealtimeErrorCode.TIMEOUT, "no session.created after connecting")) from exc
+                raise RealtimeFailure(
+                    realtime_error(RealtimeErrorCode.TIMEOUT, "no session.created after connecting")
+                ) from exc
             raise
         return session
 
@@ -391,7 +403,9 @@ class RealtimeSession:
                 async with asyncio.timeout(self.settings.configure_timeout):
                     await ack
         except TimeoutError as exc:
-            raise RealtimeFailure(realtime_error(RealtimeErrorCode.TIMEOUT, "no session.updated after session.update")) from exc
+            raise RealtimeFailure(
+                realtime_error(RealtimeErrorCode.TIMEOUT, "no session.updated after session.update")
+            ) from exc
         finally:
             if wait and not ack.done():
                 self._discard_ack(event_id)
@@ -521,7 +535,9 @@ def _connect_failure(exc: BaseException) -> BaseException:
     """A connect-time exception as a RealtimeFailure with a mapped code (anything unexpected passes through)."""
     if isinstance(exc, aiohttp.WSServerHandshakeError):
         code = error_code_for(http_status=exc.status)
-        return RealtimeFailure(realtime_error(code, f"handshake refused with HTTP {exc.status}", http_status=exc.status))
+        return RealtimeFailure(
+            realtime_error(code, f"handshake refused with HTTP {exc.status}", http_status=exc.status)
+        )
     if isinstance(exc, TimeoutError):
         return RealtimeFailure(realtime_error(RealtimeErrorCode.TIMEOUT, "the WebSocket handshake did not finish"))
     if isinstance(exc, aiohttp.ClientError | OSError):
@@ -608,7 +624,9 @@ class RealtimePool:
                         self.start()
                     await self._changed.wait()
         except TimeoutError as exc:
-            raise RealtimeFailure(self.last_error or realtime_error(RealtimeErrorCode.TIMEOUT, "no realtime session became ready")) from exc
+            raise RealtimeFailure(
+                self.last_error or realtime_error(RealtimeErrorCode.TIMEOUT, "no realtime session became ready")
+            ) from exc
         try:
             await session.sync_config(self.config)
         except RealtimeFailure:
@@ -632,7 +650,9 @@ class RealtimePool:
                     failure = exc if isinstance(exc, RealtimeFailure) else None
                     if failure is None:  # a bug, not the provider: keep it visible, keep the warmer alive
                         logger.exception("realtime: unexpected error while warming a session")
-                        failure = RealtimeFailure(realtime_error(RealtimeErrorCode.CONNECT_FAILED, f"{type(exc).__name__}: {exc}"))
+                        failure = RealtimeFailure(
+                            realtime_error(RealtimeErrorCode.CONNECT_FAILED, f"{type(exc).__name__}: {exc}")
+                        )
                     self.last_error = failure.error
                     self.stats.failures.append(failure.error)
                     await self._notify()

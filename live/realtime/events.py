@@ -48,8 +48,8 @@ class RealtimeErrorCode(StrEnum):
 
 
 _MESSAGES: dict[RealtimeErrorCode, str] = {
-    RealtimeErrorCode.AUTH_FAILED: "The realtime provider refused the API key; check realtime_api_key and the model's access.",
-    RealtimeErrorCode.RATE_LIMITED: "The realtime provider is rate limiting this key (or its quota is used up); try again shortly.",
+    RealtimeErrorCode.AUTH_FAILED: "The realtime provider refused the API key; check realtime_api_key.",
+    RealtimeErrorCode.RATE_LIMITED: "The realtime provider is rate limiting this key (or its quota ran out).",
     RealtimeErrorCode.REFUSED: "The realtime model refused to answer this.",
     RealtimeErrorCode.SESSION_EXPIRED: "The realtime session reached the provider's time limit.",
     RealtimeErrorCode.SERVER_ERROR: "The realtime provider had an internal error.",
@@ -88,7 +88,9 @@ _EXPIRED_CODES = {"session_expired", "session_timeout"}
 _SERVER_CODES = {"server_error", "internal_error", "service_unavailable", "overloaded"}
 
 
-def error_code_for(provider_code: str = "", provider_type: str = "", http_status: int | None = None) -> RealtimeErrorCode:
+def error_code_for(
+    provider_code: str = "", provider_type: str = "", http_status: int | None = None
+) -> RealtimeErrorCode:
     """Map a provider's error code/type (or the HTTP status of a refused handshake) to ours."""
     code, kind = (provider_code or "").lower(), (provider_type or "").lower()
     if http_status in (401, 403) or code in _AUTH_CODES or kind in _AUTH_CODES:
@@ -387,7 +389,9 @@ def _response_done(e: dict) -> ResponseDone:
     reason = details.get("reason") if isinstance(details.get("reason"), str) else ""
     error: RealtimeError | None = None
     if status == "incomplete" and reason == "content_filter":
-        error = realtime_error(RealtimeErrorCode.REFUSED, "the provider's content filter cut the answer off", provider_code=reason)
+        error = realtime_error(
+            RealtimeErrorCode.REFUSED, "the provider's content filter cut the answer off", provider_code=reason
+        )
     elif status == "failed":
         raw = _dict(details, "error")
         p_code = raw.get("code") if isinstance(raw.get("code"), str) else ""
@@ -510,7 +514,10 @@ def function_call_item(event: Any) -> tuple[str, str, str] | None:
 
     Beta servers name the function only here, not in `response.function_call_arguments.done`.
     """
-    if not isinstance(event, dict) or event.get("type") not in ("response.output_item.added", "response.output_item.done"):
+    if not isinstance(event, dict) or event.get("type") not in (
+        "response.output_item.added",
+        "response.output_item.done",
+    ):
         return None
     item = event.get("item")
     if not isinstance(item, dict) or item.get("type") != "function_call":
@@ -570,7 +577,10 @@ def _turn_detection(mode: TurnDetection) -> dict | None:
 
 def encode_session_update(config: SessionConfig, *, api: Api = "ga", event_id: str = "") -> dict:
     """`session.update` with instructions, voice, tools, turn detection and 24 kHz PCM16 both ways."""
-    tools = [{"type": "function", "name": t.name, "description": t.description, "parameters": t.parameters} for t in config.tools]
+    tools = [
+        {"type": "function", "name": t.name, "description": t.description, "parameters": t.parameters}
+        for t in config.tools
+    ]
     transcription = {"model": config.input_transcription_model} if config.input_transcription_model else None
     if api == "beta":
         session: dict[str, Any] = {
@@ -652,7 +662,11 @@ def encode_truncate(item_id: str, content_index: int, audio_end_ms: int, *, even
     if audio_end_ms < 0:
         raise ValueError(f"audio_end_ms must be >= 0, got {audio_end_ms}")
     return _event(
-        "conversation.item.truncate", event_id, item_id=item_id, content_index=content_index, audio_end_ms=int(audio_end_ms)
+        "conversation.item.truncate",
+        event_id,
+        item_id=item_id,
+        content_index=content_index,
+        audio_end_ms=int(audio_end_ms),
     )
 
 

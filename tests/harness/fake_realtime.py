@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import itertools
 import json
 import threading
@@ -179,7 +180,9 @@ class FakeRealtime:
         conn = self._connections.get(connection)
         if conn is None:
             return
-        await self._send(conn, self._error("invalid_request_error", "session_expired", "Your session hit the maximum duration."))
+        await self._send(
+            conn, self._error("invalid_request_error", "session_expired", "Your session hit the maximum duration.")
+        )
         await conn.ws.close(code=1001, message=b"session expired")
 
     # ---------------------------------------------------------- server
@@ -222,14 +225,22 @@ class FakeRealtime:
         limit_task = None
         try:
             if bad_key:
-                await self._send(conn, self._error("invalid_request_error", "invalid_api_key", "Incorrect API key provided."))
+                await self._send(
+                    conn, self._error("invalid_request_error", "invalid_api_key", "Incorrect API key provided.")
+                )
                 await ws.close(code=1008, message=b"invalid api key")
                 return ws
             await asyncio.sleep(self.created_delay)
-            conn.session = {"id": self._new_id("sess"), "object": "realtime.session", "model": request.query.get("model", "")}
+            conn.session = {
+                "id": self._new_id("sess"),
+                "object": "realtime.session",
+                "model": request.query.get("model", ""),
+            }
             await self._send(conn, {"type": "session.created", "session": conn.session})
             if self.session_limit_s is not None:
-                limit_task = asyncio.create_task(self._limit(conn, self.session_limit_s), name=f"fake-realtime-limit-{number}")
+                limit_task = asyncio.create_task(
+                    self._limit(conn, self.session_limit_s), name=f"fake-realtime-limit-{number}"
+                )
             async for message in ws:
                 if message.type != WSMsgType.TEXT:
                     continue
@@ -253,10 +264,8 @@ class FakeRealtime:
         if conn.ws.closed:
             return
         async with conn.lock:
-            try:
+            with contextlib.suppress(ConnectionError):  # the client went away mid-answer: nothing to tell it
                 await conn.ws.send_str(json.dumps(event))
-            except ConnectionError:
-                pass
 
     @staticmethod
     def _error(kind: str, code: str, message: str, client_event_id: str | None = None) -> dict:
@@ -296,14 +305,21 @@ class FakeRealtime:
             "response.cancel": self._response_cancel,
         }.get(kind)
         if handler is None:
-            await self._send(conn, self._error("invalid_request_error", "invalid_value", f"Unknown event type {kind!r}.", event_id))
+            await self._send(
+                conn, self._error("invalid_request_error", "invalid_value", f"Unknown event type {kind!r}.", event_id)
+            )
             return
         await handler(conn, event, record)
 
     async def _session_update(self, conn: _Connection, event: dict, _record: Received) -> None:
         session = event.get("session")
         if not isinstance(session, dict):
-            await self._send(conn, self._error("invalid_request_error", "missing_required_parameter", "session is required.", event.get("event_id")))
+            await self._send(
+                conn,
+                self._error(
+                    "invalid_request_error", "missing_required_parameter", "session is required.", event.get("event_id")
+                ),
+            )
             return
         with self._lock:
             self.session_updates.append(session)
@@ -315,12 +331,17 @@ class FakeRealtime:
         try:
             audio = base64.b64decode(event.get("audio", ""), validate=True)
         except (binascii.Error, ValueError, TypeError):
-            await self._send(conn, self._error("invalid_request_error", "invalid_value", "audio is not base64.", event.get("event_id")))
+            await self._send(
+                conn,
+                self._error("invalid_request_error", "invalid_value", "audio is not base64.", event.get("event_id")),
+            )
             return
         if self.speech_events and not conn.speaking and audio:
             conn.speaking = True
             start_ms = int(len(conn.buffer) / 2 / RATE * 1000)
-            await self._send(conn, {"type": "input_audio_buffer.speech_started", "audio_start_ms": start_ms, "item_id": ""})
+            await self._send(
+                conn, {"type": "input_audio_buffer.speech_started", "audio_start_ms": start_ms, "item_id": ""}
+            )
         conn.buffer.extend(audio)
         with self._lock:
             self.appended_bytes[conn.number] = self.appended_bytes.get(conn.number, 0) + len(audio)
@@ -329,12 +350,22 @@ class FakeRealtime:
         with self._lock:
             self.commits.append(record)
         if not conn.buffer:
-            await self._send(conn, self._error("invalid_request_error", "input_audio_buffer_commit_empty", "The buffer is empty.", event.get("event_id")))
+            await self._send(
+                conn,
+                self._error(
+                    "invalid_request_error",
+                    "input_audio_buffer_commit_empty",
+                    "The buffer is empty.",
+                    event.get("event_id"),
+                ),
+            )
             return
         item_id = self._new_id("item")
         if self.speech_events and conn.speaking:
             end_ms = int(len(conn.buffer) / 2 / RATE * 1000)
-            await self._send(conn, {"type": "input_audio_buffer.speech_stopped", "audio_end_ms": end_ms, "item_id": item_id})
+            await self._send(
+                conn, {"type": "input_audio_buffer.speech_stopped", "audio_end_ms": end_ms, "item_id": item_id}
+            )
         conn.speaking = False
         conn.buffer.clear()
         await self._send(conn, {"type": "input_audio_buffer.committed", "item_id": item_id, "previous_item_id": None})
@@ -343,8 +374,24 @@ class FakeRealtime:
         if heard is not None:
             half = len(heard) // 2
             for piece in (heard[:half], heard[half:]):
-                await self._send(conn, {"type": "conversation.item.input_audio_transcription.delta", "item_id": item_id, "content_index": 0, "delta": piece})
-            await self._send(conn, {"type": "conversation.item.input_audio_transcription.completed", "item_id": item_id, "content_index": 0, "transcript": heard})
+                await self._send(
+                    conn,
+                    {
+                        "type": "conversation.item.input_audio_transcription.delta",
+                        "item_id": item_id,
+                        "content_index": 0,
+                        "delta": piece,
+                    },
+                )
+            await self._send(
+                conn,
+                {
+                    "type": "conversation.item.input_audio_transcription.completed",
+                    "item_id": item_id,
+                    "content_index": 0,
+                    "transcript": heard,
+                },
+            )
 
     async def _clear(self, conn: _Connection, _event: dict, _record: Received) -> None:
         conn.buffer.clear()
@@ -354,7 +401,12 @@ class FakeRealtime:
     async def _item_create(self, conn: _Connection, event: dict, _record: Received) -> None:
         item = event.get("item")
         if not isinstance(item, dict):
-            await self._send(conn, self._error("invalid_request_error", "missing_required_parameter", "item is required.", event.get("event_id")))
+            await self._send(
+                conn,
+                self._error(
+                    "invalid_request_error", "missing_required_parameter", "item is required.", event.get("event_id")
+                ),
+            )
             return
         item = {**item, "id": item.get("id") or self._new_id("item")}
         with self._lock:
@@ -373,18 +425,49 @@ class FakeRealtime:
         item_id, end_ms = str(event.get("item_id", "")), event.get("audio_end_ms")
         sent = conn.sent_audio_ms.get(item_id)
         if not isinstance(end_ms, int) or sent is None:
-            await self._send(conn, self._error("invalid_request_error", "invalid_value", "Unknown item or bad audio_end_ms.", event.get("event_id")))
+            await self._send(
+                conn,
+                self._error(
+                    "invalid_request_error", "invalid_value", "Unknown item or bad audio_end_ms.", event.get("event_id")
+                ),
+            )
             return
         with self._lock:
-            self.truncations.append(Truncation(record.at, conn.number, item_id, int(event.get("content_index", 0)), end_ms, sent))
+            self.truncations.append(
+                Truncation(record.at, conn.number, item_id, int(event.get("content_index", 0)), end_ms, sent)
+            )
         if end_ms > sent:  # what OpenAI does too: the client cannot have heard more than was sent
-            await self._send(conn, self._error("invalid_request_error", "invalid_value", "audio_end_ms is past the audio sent.", event.get("event_id")))
+            await self._send(
+                conn,
+                self._error(
+                    "invalid_request_error",
+                    "invalid_value",
+                    "audio_end_ms is past the audio sent.",
+                    event.get("event_id"),
+                ),
+            )
             return
-        await self._send(conn, {"type": "conversation.item.truncated", "item_id": item_id, "content_index": event.get("content_index", 0), "audio_end_ms": end_ms})
+        await self._send(
+            conn,
+            {
+                "type": "conversation.item.truncated",
+                "item_id": item_id,
+                "content_index": event.get("content_index", 0),
+                "audio_end_ms": end_ms,
+            },
+        )
 
     async def _response_create(self, conn: _Connection, event: dict, _record: Received) -> None:
         if conn.response is not None and not conn.response.done():
-            await self._send(conn, self._error("invalid_request_error", "conversation_already_has_active_response", "A response is in progress.", event.get("event_id")))
+            await self._send(
+                conn,
+                self._error(
+                    "invalid_request_error",
+                    "conversation_already_has_active_response",
+                    "A response is in progress.",
+                    event.get("event_id"),
+                ),
+            )
             return
         with self._lock:
             script = self.responses.popleft() if self.responses else self.default_response
@@ -394,7 +477,12 @@ class FakeRealtime:
         with self._lock:
             self.cancels.append(record)
         if conn.response is None or conn.response.done():
-            await self._send(conn, self._error("invalid_request_error", "response_cancel_not_active", "No active response.", event.get("event_id")))
+            await self._send(
+                conn,
+                self._error(
+                    "invalid_request_error", "response_cancel_not_active", "No active response.", event.get("event_id")
+                ),
+            )
             return
         conn.response.cancel()
 
@@ -404,7 +492,10 @@ class FakeRealtime:
         response_id = self._new_id("resp")
         status, reason, output = "completed", None, []
         try:
-            await self._send(conn, {"type": "response.created", "response": {"id": response_id, "status": "in_progress", "output": []}})
+            await self._send(
+                conn,
+                {"type": "response.created", "response": {"id": response_id, "status": "in_progress", "output": []}},
+            )
             await asyncio.sleep(script.first_delay)
             if script.error is not None:
                 kind, code, message = script.error
@@ -422,24 +513,49 @@ class FakeRealtime:
             status, reason = "cancelled", "client_cancelled"
         finally:
             if not conn.ws.closed and status not in ("dropped", "silent"):
-                done: dict[str, Any] = {"id": response_id, "status": status, "output": output,
-                                        "usage": {"total_tokens": 30, "input_tokens": 10, "output_tokens": 20,
-                                                  "input_token_details": {"audio_tokens": 4}, "output_token_details": {"audio_tokens": 16}}}  # fmt: skip
+                done: dict[str, Any] = {
+                    "id": response_id,
+                    "status": status,
+                    "output": output,
+                    "usage": {
+                        "total_tokens": 30,
+                        "input_tokens": 10,
+                        "output_tokens": 20,
+                        "input_token_details": {"audio_tokens": 4},
+                        "output_token_details": {"audio_tokens": 16},
+                    },
+                }
                 if reason is not None:
                     done["status_details"] = {"type": status, "reason": reason}
                 if script.fail is not None and status == "failed":
-                    done["status_details"] = {"type": "failed", "error": {"type": "server_error", "code": script.fail[0], "message": script.fail[1]}}
+                    done["status_details"] = {
+                        "type": "failed",
+                        "error": {"type": "server_error", "code": script.fail[0], "message": script.fail[1]},
+                    }
                 await asyncio.shield(self._send(conn, {"type": "response.done", "response": done}))
                 if script.rate_limits:
-                    await asyncio.shield(self._send(conn, {"type": "rate_limits.updated", "rate_limits": [
-                        {"name": "requests", "limit": 1000, "remaining": 999, "reset_seconds": 0.06},
-                        {"name": "tokens", "limit": 50000, "remaining": 49970, "reset_seconds": 0.04}]}))  # fmt: skip
+                    await asyncio.shield(
+                        self._send(
+                            conn,
+                            {
+                                "type": "rate_limits.updated",
+                                "rate_limits": [
+                                    {"name": "requests", "limit": 1000, "remaining": 999, "reset_seconds": 0.06},
+                                    {"name": "tokens", "limit": 50000, "remaining": 49970, "reset_seconds": 0.04},
+                                ],
+                            },
+                        )
+                    )
 
-    async def _speak(self, conn: _Connection, response_id: str, script: ScriptedResponse, output: list) -> tuple[str, str | None]:
+    async def _speak(
+        self, conn: _Connection, response_id: str, script: ScriptedResponse, output: list
+    ) -> tuple[str, str | None]:
         item_id = self._new_id("item")
         item = {"id": item_id, "type": "message", "role": "assistant", "status": "in_progress", "content": []}
         output.append(item)
-        await self._send(conn, {"type": "response.output_item.added", "response_id": response_id, "output_index": 0, "item": item})
+        await self._send(
+            conn, {"type": "response.output_item.added", "response_id": response_id, "output_index": 0, "item": item}
+        )
         pcm = script.pcm()
         step = max(2, int(RATE * script.chunk_ms / 1000) * 2)
         chunks = [pcm[i : i + step] for i in range(0, len(pcm), step)]
@@ -461,29 +577,80 @@ class FakeRealtime:
             piece = " ".join(words[n * per_chunk : (n + 1) * per_chunk])
             if piece:
                 text = piece if n * per_chunk + per_chunk >= len(words) else piece + " "
-                await self._send(conn, {"type": self._name("response.output_audio_transcript.delta", "response.audio_transcript.delta"), **common, "delta": text})
-            await self._send(conn, {"type": self._name("response.output_audio.delta", "response.audio.delta"), **common, "delta": base64.b64encode(chunk).decode()})
+                await self._send(
+                    conn,
+                    {
+                        "type": self._name("response.output_audio_transcript.delta", "response.audio_transcript.delta"),
+                        **common,
+                        "delta": text,
+                    },
+                )
+            await self._send(
+                conn,
+                {
+                    "type": self._name("response.output_audio.delta", "response.audio.delta"),
+                    **common,
+                    "delta": base64.b64encode(chunk).decode(),
+                },
+            )
             conn.sent_audio_ms[item_id] += len(chunk) / 2 / RATE * 1000
         await self._send(conn, {"type": self._name("response.output_audio.done", "response.audio.done"), **common})
-        await self._send(conn, {"type": self._name("response.output_audio_transcript.done", "response.audio_transcript.done"), **common, "transcript": script.transcript})
+        await self._send(
+            conn,
+            {
+                "type": self._name("response.output_audio_transcript.done", "response.audio_transcript.done"),
+                **common,
+                "transcript": script.transcript,
+            },
+        )
         item["status"] = "completed"
-        item["content"] = [{"type": "output_audio" if self.naming == "ga" else "audio", "transcript": script.transcript}]
-        await self._send(conn, {"type": "response.output_item.done", "response_id": response_id, "output_index": 0, "item": item})
+        item["content"] = [
+            {"type": "output_audio" if self.naming == "ga" else "audio", "transcript": script.transcript}
+        ]
+        await self._send(
+            conn, {"type": "response.output_item.done", "response_id": response_id, "output_index": 0, "item": item}
+        )
         return "completed", None
 
     async def _call_tool(self, conn: _Connection, response_id: str, call: ScriptedToolCall) -> dict:
         item_id, call_id = self._new_id("item"), self._new_id("call")
-        item = {"id": item_id, "type": "function_call", "status": "in_progress", "call_id": call_id, "name": call.name, "arguments": ""}
-        await self._send(conn, {"type": "response.output_item.added", "response_id": response_id, "output_index": 0, "item": item})
+        item = {
+            "id": item_id,
+            "type": "function_call",
+            "status": "in_progress",
+            "call_id": call_id,
+            "name": call.name,
+            "arguments": "",
+        }
+        await self._send(
+            conn, {"type": "response.output_item.added", "response_id": response_id, "output_index": 0, "item": item}
+        )
         third = max(1, len(call.arguments) // 3)
         for i in range(0, len(call.arguments), third):
-            await self._send(conn, {"type": "response.function_call_arguments.delta", "response_id": response_id, "item_id": item_id,
-                                    "output_index": 0, "call_id": call_id, "delta": call.arguments[i : i + third]})  # fmt: skip
-        done = {"type": "response.function_call_arguments.done", "response_id": response_id, "item_id": item_id,
-                "output_index": 0, "call_id": call_id, "arguments": call.arguments}  # fmt: skip
+            await self._send(
+                conn,
+                {
+                    "type": "response.function_call_arguments.delta",
+                    "response_id": response_id,
+                    "item_id": item_id,
+                    "output_index": 0,
+                    "call_id": call_id,
+                    "delta": call.arguments[i : i + third],
+                },
+            )
+        done = {
+            "type": "response.function_call_arguments.done",
+            "response_id": response_id,
+            "item_id": item_id,
+            "output_index": 0,
+            "call_id": call_id,
+            "arguments": call.arguments,
+        }
         if self.naming == "ga":  # beta servers name the function only in the output item
             done["name"] = call.name
         await self._send(conn, done)
         item = {**item, "status": "completed", "arguments": call.arguments}
-        await self._send(conn, {"type": "response.output_item.done", "response_id": response_id, "output_index": 0, "item": item})
+        await self._send(
+            conn, {"type": "response.output_item.done", "response_id": response_id, "output_index": 0, "item": item}
+        )
         return item

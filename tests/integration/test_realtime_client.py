@@ -69,7 +69,13 @@ async def sessions():
 
 
 def settings_for(fake: FakeRealtime, **overrides) -> RealtimeSettings:
-    values = {"url": fake.url, "api_key": KEY, "model": "fake-realtime", "connect_timeout": 5.0, "configure_timeout": 5.0}
+    values = {
+        "url": fake.url,
+        "api_key": KEY,
+        "model": "fake-realtime",
+        "connect_timeout": 5.0,
+        "configure_timeout": 5.0,
+    }
     return RealtimeSettings(**{**values, **overrides})
 
 
@@ -117,8 +123,12 @@ def test_settings_build_the_url_and_headers_and_refuse_nonsense():
     assert beta.connect_url() == "ws://local:8000/realtime?model=qwen-omni&x=1"  # the URL's own model wins
     assert beta.headers() == {"OpenAI-Beta": "realtime=v1"}
     assert RealtimeSettings(url="ws://h/", beta_header=True).headers() == {"OpenAI-Beta": "realtime=v1"}
-    for bad in ({"url": "https://api.example.com"}, {"url": "ws://h", "api": "v2"}, {"url": "ws://h", "send_timeout": 0},
-                {"url": "ws://h", "max_session_age": 60, "rewarm_margin": 60}):  # fmt: skip
+    for bad in (
+        {"url": "https://api.example.com"},
+        {"url": "ws://h", "api": "v2"},
+        {"url": "ws://h", "send_timeout": 0},
+        {"url": "ws://h", "max_session_age": 60, "rewarm_margin": 60},
+    ):
         with pytest.raises(ValueError):
             RealtimeSettings(**bad)
 
@@ -251,9 +261,13 @@ async def test_tool_call_round_trip(fake, sessions, naming):
     await session.send_tool_result(call[0].call_id, json.dumps({"sky": "sunny", "temp_c": 21}))
     second = await collect(session)
     assert fake.tool_results == [
-        {"type": "function_call_output", "call_id": call[0].call_id, "output": '{"sky": "sunny", "temp_c": 21}',
-         "id": fake.tool_results[0]["id"]}
-    ]  # fmt: skip
+        {
+            "type": "function_call_output",
+            "call_id": call[0].call_id,
+            "output": '{"sky": "sunny", "temp_c": 21}',
+            "id": fake.tool_results[0]["id"],
+        }
+    ]
     assert fake.received_types()[-2:] == ["conversation.item.create", "response.create"]
     assert "".join(t.text for t in of(second, TranscriptDelta)) == "It is sunny in Paris."
     assert of(second, AudioDelta) and second[-1].status == "completed"
@@ -389,16 +403,22 @@ async def test_history_that_grew_reaches_the_taken_spare_without_a_round_trip(fa
     pool.set_config(replace(CONFIG, history=grown))
     session = await pool.take()
     sessions.append(session)
+
     def on_taken(kind: str) -> list[dict]:
         return [r.event for r in fake.received if r.connection == 1 and r.event["type"] == kind]
 
     await until(lambda: len(on_taken("conversation.item.create")) == 4, "the two new turns")
     assert len(on_taken("session.update")) == 1  # persona unchanged: no second update
     assert [e["item"]["content"][0]["text"] for e in on_taken("conversation.item.create")] == [
-        "My name is Ada.", "Nice to meet you, Ada!", "What's my name?", "Ada!"
-    ]  # fmt: skip
+        "My name is Ada.",
+        "Nice to meet you, Ada!",
+        "What's my name?",
+        "Ada!",
+    ]
 
-    pool.set_config(replace(CONFIG, instructions="You are Neko, now grumpy.", history=(HistoryItem("user", "new topic"),)))
+    pool.set_config(
+        replace(CONFIG, instructions="You are Neko, now grumpy.", history=(HistoryItem("user", "new topic"),))
+    )
     await session.sync_config(pool.config)
     await until(lambda: len(on_taken("conversation.item.delete")) == 4, "the replaced history")
     assert on_taken("session.update")[-1]["session"]["instructions"] == "You are Neko, now grumpy."

@@ -75,7 +75,12 @@ def test_session_update_ga_shape():
     }
     assert session["audio"]["output"] == {"format": {"type": "audio/pcm", "rate": 24000}, "voice": "alloy"}
     assert session["tools"] == [
-        {"type": "function", "name": "get_weather", "description": "Weather for a city", "parameters": WEATHER.parameters}
+        {
+            "type": "function",
+            "name": "get_weather",
+            "description": "Weather for a city",
+            "parameters": WEATHER.parameters,
+        }
     ]
     assert session["tool_choice"] == "auto"
     json.dumps(event)  # serialisable as sent
@@ -102,7 +107,10 @@ def test_session_update_beta_shape():
         (encode_commit(), {"type": "input_audio_buffer.commit"}),
         (encode_clear(event_id="c"), {"type": "input_audio_buffer.clear", "event_id": "c"}),
         (encode_response_create(), {"type": "response.create"}),
-        (encode_response_create(instructions="Be brief."), {"type": "response.create", "response": {"instructions": "Be brief."}}),
+        (
+            encode_response_create(instructions="Be brief."),
+            {"type": "response.create", "response": {"instructions": "Be brief."}},
+        ),
         (encode_response_cancel(), {"type": "response.cancel"}),
         (encode_response_cancel(response_id="r1"), {"type": "response.cancel", "response_id": "r1"}),
         (
@@ -112,13 +120,22 @@ def test_session_update_beta_shape():
         (encode_item_delete("item_2"), {"type": "conversation.item.delete", "item_id": "item_2"}),
         (
             encode_tool_result("call_1", '{"temp": 21}'),
-            {"type": "conversation.item.create", "item": {"type": "function_call_output", "call_id": "call_1", "output": '{"temp": 21}'}},
+            {
+                "type": "conversation.item.create",
+                "item": {"type": "function_call_output", "call_id": "call_1", "output": '{"temp": 21}'},
+            },
         ),
         (
             encode_user_text("what time is it?"),
-            {"type": "conversation.item.create",
-             "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "what time is it?"}]}},
-        ),  # fmt: skip
+            {
+                "type": "conversation.item.create",
+                "item": {
+                    "type": "message",
+                    "role": "user",
+                    "content": [{"type": "input_text", "text": "what time is it?"}],
+                },
+            },
+        ),
     ],
 )
 def test_client_events(event, expected):
@@ -127,7 +144,12 @@ def test_client_events(event, expected):
 
 def test_history_items_name_assistant_text_per_api():
     user = encode_history_item(HistoryItem("user", "hi"), item_id="h1")
-    assert user["item"] == {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}], "id": "h1"}
+    assert user["item"] == {
+        "type": "message",
+        "role": "user",
+        "content": [{"type": "input_text", "text": "hi"}],
+        "id": "h1",
+    }
     ga = encode_history_item(HistoryItem("assistant", "hello"), api="ga")
     beta = encode_history_item(HistoryItem("assistant", "hello"), api="beta")
     assert ga["item"]["content"] == [{"type": "output_text", "text": "hello"}]
@@ -144,7 +166,9 @@ def test_truncate_refuses_negative_ms():
 
 @pytest.mark.parametrize("kind", ["response.output_audio.delta", "response.audio.delta"])
 def test_audio_delta_both_names(kind):
-    event = decode({"type": kind, "response_id": "r", "item_id": "i", "output_index": 0, "content_index": 0, "delta": B64})
+    event = decode(
+        {"type": kind, "response_id": "r", "item_id": "i", "output_index": 0, "content_index": 0, "delta": B64}
+    )
     assert event == AudioDelta(pcm=PCM, response_id="r", item_id="i", content_index=0)
     assert event.duration_ms == pytest.approx(10.0)
 
@@ -159,12 +183,23 @@ def test_audio_delta_both_names(kind):
     ],
 )
 def test_transcript_delta_both_names(kind, spoken):
-    assert decode({"type": kind, "response_id": "r", "item_id": "i", "delta": "Hel"}) == TranscriptDelta("Hel", "r", "i", spoken)
+    assert decode({"type": kind, "response_id": "r", "item_id": "i", "delta": "Hel"}) == TranscriptDelta(
+        "Hel", "r", "i", spoken
+    )
 
 
 def test_input_transcription_delta_and_completed():
-    delta = decode({"type": "conversation.item.input_audio_transcription.delta", "item_id": "u1", "content_index": 0, "delta": "hel"})
-    done = decode({"type": "conversation.item.input_audio_transcription.completed", "item_id": "u1", "transcript": "hello"})
+    delta = decode(
+        {
+            "type": "conversation.item.input_audio_transcription.delta",
+            "item_id": "u1",
+            "content_index": 0,
+            "delta": "hel",
+        }
+    )
+    done = decode(
+        {"type": "conversation.item.input_audio_transcription.completed", "item_id": "u1", "transcript": "hello"}
+    )
     assert delta == InputTranscript("hel", "u1", final=False)
     assert done == InputTranscript("hello", "u1", final=True)
 
@@ -176,11 +211,13 @@ def test_session_response_and_buffer_events():
     assert decode({"type": "session.updated", "session": {"id": "sess_1"}}).created is False
     assert decode({"type": "response.created", "response": {"id": "resp_1"}}) == ResponseStarted("resp_1")
     assert decode({"type": "input_audio_buffer.committed", "item_id": "u2"}) == InputCommitted("u2")
-    assert decode({"type": "input_audio_buffer.speech_started", "audio_start_ms": 120, "item_id": "u3"}) == SpeechStarted(120, "u3")
+    assert decode(
+        {"type": "input_audio_buffer.speech_started", "audio_start_ms": 120, "item_id": "u3"}
+    ) == SpeechStarted(120, "u3")
     assert decode({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": 980}) == SpeechStopped(980, "")
-    assert decode({"type": "conversation.item.truncated", "item_id": "a1", "content_index": 0, "audio_end_ms": 1500}) == ItemTruncated(
-        "a1", 0, 1500
-    )
+    assert decode(
+        {"type": "conversation.item.truncated", "item_id": "a1", "content_index": 0, "audio_end_ms": 1500}
+    ) == ItemTruncated("a1", 0, 1500)
 
 
 def test_response_done_with_usage_and_status():
@@ -191,9 +228,14 @@ def test_response_done_with_usage_and_status():
                 "id": "resp_9",
                 "status": "cancelled",
                 "status_details": {"type": "cancelled", "reason": "client_cancelled"},
-                "usage": {"total_tokens": 30, "input_tokens": 10, "output_tokens": 20,
-                          "input_token_details": {"audio_tokens": 4}, "output_token_details": {"audio_tokens": 16}},
-            },  # fmt: skip
+                "usage": {
+                    "total_tokens": 30,
+                    "input_tokens": 10,
+                    "output_tokens": 20,
+                    "input_token_details": {"audio_tokens": 4},
+                    "output_token_details": {"audio_tokens": 16},
+                },
+            },
         }
     )
     assert isinstance(done, ResponseDone)
@@ -203,29 +245,61 @@ def test_response_done_with_usage_and_status():
 
 
 def test_response_done_refusal_and_failure_carry_errors():
-    refused = decode({"type": "response.done", "response": {"id": "r", "status": "incomplete", "status_details": {"reason": "content_filter"}}})
+    refused = decode(
+        {
+            "type": "response.done",
+            "response": {"id": "r", "status": "incomplete", "status_details": {"reason": "content_filter"}},
+        }
+    )
     assert refused.error is not None and refused.error.code is RealtimeErrorCode.REFUSED
     failed = decode(
-        {"type": "response.done", "response": {"id": "r", "status": "failed", "status_details": {
-            "type": "failed", "error": {"type": "rate_limit_error", "code": "rate_limit_exceeded", "message": "slow down"}}}}
-    )  # fmt: skip
+        {
+            "type": "response.done",
+            "response": {
+                "id": "r",
+                "status": "failed",
+                "status_details": {
+                    "type": "failed",
+                    "error": {"type": "rate_limit_error", "code": "rate_limit_exceeded", "message": "slow down"},
+                },
+            },
+        }
+    )
     assert failed.error.code is RealtimeErrorCode.RATE_LIMITED and failed.error.provider_message == "slow down"
     unknown_failure = decode({"type": "response.done", "response": {"id": "r", "status": "failed"}})
     assert unknown_failure.error.code is RealtimeErrorCode.SERVER_ERROR
-    fine = decode({"type": "response.done", "response": {"id": "r", "status": "incomplete", "status_details": {"reason": "max_output_tokens"}}})
+    fine = decode(
+        {
+            "type": "response.done",
+            "response": {"id": "r", "status": "incomplete", "status_details": {"reason": "max_output_tokens"}},
+        }
+    )
     assert fine.error is None and fine.reason == "max_output_tokens"
 
 
 def test_function_call_events_in_both_generations():
-    delta = decode({"type": "response.function_call_arguments.delta", "call_id": "c1", "item_id": "f1", "delta": '{"ci'})
+    delta = decode(
+        {"type": "response.function_call_arguments.delta", "call_id": "c1", "item_id": "f1", "delta": '{"ci'}
+    )
     assert delta == ToolCallArgumentsDelta("c1", "f1", '{"ci')
-    ga = decode({"type": "response.function_call_arguments.done", "call_id": "c1", "item_id": "f1", "response_id": "r",
-                 "name": "get_weather", "arguments": '{"city": "Paris"}'})  # fmt: skip
+    ga = decode(
+        {
+            "type": "response.function_call_arguments.done",
+            "call_id": "c1",
+            "item_id": "f1",
+            "response_id": "r",
+            "name": "get_weather",
+            "arguments": '{"city": "Paris"}',
+        }
+    )
     assert ga == ToolCallRequested("c1", "get_weather", '{"city": "Paris"}', "f1", "r")
     assert ga.parsed_arguments() == {"city": "Paris"}
     beta = decode({"type": "response.function_call_arguments.done", "call_id": "c1", "item_id": "f1", "arguments": ""})
     assert beta.name == "" and beta.parsed_arguments() == {}
-    added = {"type": "response.output_item.added", "item": {"id": "f1", "type": "function_call", "call_id": "c1", "name": "get_weather"}}
+    added = {
+        "type": "response.output_item.added",
+        "item": {"id": "f1", "type": "function_call", "call_id": "c1", "name": "get_weather"},
+    }
     assert function_call_item(added) == ("f1", "c1", "get_weather")
     assert function_call_item({"type": "response.output_item.added", "item": {"id": "m1", "type": "message"}}) is None
     with pytest.raises(ValueError):
@@ -233,9 +307,15 @@ def test_function_call_events_in_both_generations():
 
 
 def test_rate_limits():
-    event = decode({"type": "rate_limits.updated", "rate_limits": [
-        {"name": "requests", "limit": 1000, "remaining": 999, "reset_seconds": 0.5},
-        {"name": "tokens", "limit": 50000, "remaining": 100, "reset_seconds": 2}]})  # fmt: skip
+    event = decode(
+        {
+            "type": "rate_limits.updated",
+            "rate_limits": [
+                {"name": "requests", "limit": 1000, "remaining": 999, "reset_seconds": 0.5},
+                {"name": "tokens", "limit": 50000, "remaining": 100, "reset_seconds": 2},
+            ],
+        }
+    )
     assert isinstance(event, RateLimitsUpdated)
     assert [(r.name, r.limit, r.remaining, r.reset_seconds) for r in event.limits] == [
         ("requests", 1000, 999, 0.5),
@@ -253,7 +333,12 @@ def test_rate_limits():
         ({"type": "authentication_error"}, RealtimeErrorCode.AUTH_FAILED, True, False),
         ({"type": "invalid_request_error", "code": "rate_limit_exceeded"}, RealtimeErrorCode.RATE_LIMITED, False, True),
         ({"type": "insufficient_quota", "code": "insufficient_quota"}, RealtimeErrorCode.RATE_LIMITED, False, True),
-        ({"type": "invalid_request_error", "code": "content_policy_violation"}, RealtimeErrorCode.REFUSED, False, False),
+        (
+            {"type": "invalid_request_error", "code": "content_policy_violation"},
+            RealtimeErrorCode.REFUSED,
+            False,
+            False,
+        ),
         ({"type": "invalid_request_error", "code": "session_expired"}, RealtimeErrorCode.SESSION_EXPIRED, True, True),
         ({"type": "server_error", "code": None}, RealtimeErrorCode.SERVER_ERROR, False, True),
         ({"type": "invalid_request_error", "code": "invalid_value"}, RealtimeErrorCode.BAD_REQUEST, False, False),
@@ -275,9 +360,15 @@ def test_every_code_has_a_distinct_clear_message():
 
 @pytest.mark.parametrize(
     ("status", "code"),
-    [(401, RealtimeErrorCode.AUTH_FAILED), (403, RealtimeErrorCode.AUTH_FAILED), (429, RealtimeErrorCode.RATE_LIMITED),
-     (500, RealtimeErrorCode.SERVER_ERROR), (503, RealtimeErrorCode.SERVER_ERROR), (404, RealtimeErrorCode.CONNECT_FAILED)],
-)  # fmt: skip
+    [
+        (401, RealtimeErrorCode.AUTH_FAILED),
+        (403, RealtimeErrorCode.AUTH_FAILED),
+        (429, RealtimeErrorCode.RATE_LIMITED),
+        (500, RealtimeErrorCode.SERVER_ERROR),
+        (503, RealtimeErrorCode.SERVER_ERROR),
+        (404, RealtimeErrorCode.CONNECT_FAILED),
+    ],
+)
 def test_handshake_status_mapping(status, code):
     assert error_code_for(http_status=status) is code
 
@@ -285,8 +376,20 @@ def test_handshake_status_mapping(status, code):
 # ---------------------------------------------------------------- malformed and unknown input
 
 
-@pytest.mark.parametrize("event", [None, 3, "response.audio.delta", [], {}, {"type": 5}, {"type": "response.output_item.added"},
-                                   {"type": "conversation.item.created", "item": {}}, {"type": "made.up"}])  # fmt: skip
+@pytest.mark.parametrize(
+    "event",
+    [
+        None,
+        3,
+        "response.audio.delta",
+        [],
+        {},
+        {"type": 5},
+        {"type": "response.output_item.added"},
+        {"type": "conversation.item.created", "item": {}},
+        {"type": "made.up"},
+    ],
+)
 def test_unknown_or_unused_events_are_none(event):
     assert decode(event) is None
 
@@ -324,9 +427,31 @@ json_values = st.recursive(
 
 
 @settings(max_examples=300, deadline=None)
-@given(kind=st.sampled_from(sorted(KNOWN_SERVER_EVENTS)), body=st.dictionaries(
-    st.sampled_from(["delta", "item_id", "response_id", "response", "session", "error", "rate_limits", "transcript",
-                     "audio_end_ms", "audio_start_ms", "call_id", "arguments", "name", "content_index"]), json_values, max_size=6))  # fmt: skip
+@given(
+    kind=st.sampled_from(sorted(KNOWN_SERVER_EVENTS)),
+    body=st.dictionaries(
+        st.sampled_from(
+            [
+                "delta",
+                "item_id",
+                "response_id",
+                "response",
+                "session",
+                "error",
+                "rate_limits",
+                "transcript",
+                "audio_end_ms",
+                "audio_start_ms",
+                "call_id",
+                "arguments",
+                "name",
+                "content_index",
+            ]
+        ),
+        json_values,
+        max_size=6,
+    ),
+)
 def test_decode_never_raises(kind, body):
     result = decode({**body, "type": kind})
     assert result is None or type(result).__module__ == "live.realtime.events"
