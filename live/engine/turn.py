@@ -337,7 +337,6 @@ class Turn:
         self.report(played_ms, heard_text)
         if self.cut or (self.phase is Phase.DONE and self._played_all(played_ms)):
             return False
-        was_running = self.running
         self._enter(Phase.INTERRUPTED)
         self.cut_at = self.clock()
         if self.agent_run is not None:
@@ -348,7 +347,8 @@ class Turn:
             self.task.cancel()
         if tell_client:
             self._sink(PlaybackStopped(self.id))
-        self._end_owed = tell_client and was_running  # a DONE turn told its `end` already
+        # A DONE turn told its `end` already; this one says the answer was cut, and what was heard.
+        self._end_owed = tell_client
         reported = self.played_ms is not None or self.client_heard is not None
         if reported or not (tell_client and await_report):
             self._settle_heard()
