@@ -226,7 +226,8 @@ def test_speaking_during_playback_interrupts_it(astrbot, fake, launch, mic, arti
     expect(interrupted.locator(".unheard")).not_to_be_empty()  # what was never played is struck through
     shot(page, artifacts, "desktop-barge-in")
     # The heard part shown is the one the history keeps: the server's `end` says it (cut mark "…" aside).
-    kept = [r for r in host_history(astrbot, conversation) if r["content"]["type"] == "bot" and r["content"].get("interrupted")]
+    rows = host_history(astrbot, conversation)
+    kept = [r for r in rows if r["content"]["type"] == "bot" and r["content"].get("interrupted")]
     assert len(kept) == 1, kept
     shown = interrupted.locator(".bubble > span").first.inner_text()
     assert shown.strip() and shown.strip() == plain_text(kept[0]).removesuffix("…").strip(), (shown, kept)
