@@ -159,6 +159,14 @@ class InputTranscript:
 
 
 @dataclass(frozen=True, slots=True)
+class InputTranscriptFailed:
+    """The model could not transcribe user item `item_id` (it may still answer the audio)."""
+
+    item_id: str
+    error: RealtimeError
+
+
+@dataclass(frozen=True, slots=True)
 class InputCommitted:
     """The input buffer became user item `item_id` (after a commit, or the model's own VAD)."""
 
@@ -275,6 +283,7 @@ ServerEvent = (
     | AudioDelta
     | TranscriptDelta
     | InputTranscript
+    | InputTranscriptFailed
     | InputCommitted
     | SpeechStarted
     | SpeechStopped
@@ -392,17 +401,10 @@ def _response_done(e: dict) -> ResponseDone:
         error = realtime_error(
             RealtimeErrorCode.REFUSED, "the provider's content filter cut the answer off", provider_code=reason
         )
-    elif status == "failed":
-        raw = _dict(details, "error")
-        p_code = raw.get("code") if isinstance(raw.get("code"), str) else ""
-        p_type = raw.get("type") if isinstance(raw.get("type"), str) else ""
-        p_msg = raw.get("message") if isinstance(raw.get("message"), str) else ""
-        code = error_code_for(p_code, p_type)
-        error = realtime_error(
-            code if code is not RealtimeErrorCode.BAD_REQUEST else RealtimeErrorCode.SERVER_ERROR,
-            p_msg or "the response failed",
-            provider_code=p_code or p_type,
-        )
+    elif status == "failed":  # a failure without a recognisable code is the provider's, not our request's
+        cause = _provider_error(_dict(details, "error"))
+        code = cause.code if cause.code is not RealtimeErrorCode.BAD_REQUEST else RealtimeErrorCode.SERVER_ERROR
+        error = realtime_error(code, cause.provider_message or "the response failed", provider_code=cause.provider_code)
     return ResponseDone(
         response_id=_str(response, "id", ""),
         status=status,
@@ -413,7 +415,11 @@ def _response_done(e: dict) -> ResponseDone:
 
 
 def _error(e: dict) -> RealtimeError:
-    raw = _dict(e, "error")
+    return _provider_error(_dict(e, "error"))
+
+
+def _provider_error(raw: dict) -> RealtimeError:
+    """An OpenAI error object ({type, code, message, event_id}) as a RealtimeError."""
     p_code = raw.get("code") if isinstance(raw.get("code"), str) else ""
     p_type = raw.get("type") if isinstance(raw.get("type"), str) else ""
     p_msg = raw.get("message") if isinstance(raw.get("message"), str) else ""
@@ -474,6 +480,9 @@ _DECODERS: dict[str, Any] = {
     ),
     "conversation.item.input_audio_transcription.completed": lambda e: InputTranscript(
         _str(e, "transcript"), _str(e, "item_id", ""), final=True
+    ),
+    "conversation.item.input_audio_transcription.failed": lambda e: InputTranscriptFailed(
+        _str(e, "item_id", ""), _provider_error(_dict(e, "error"))
     ),
     "input_audio_buffer.committed": lambda e: InputCommitted(_str(e, "item_id", "")),
     "input_audio_buffer.speech_started": lambda e: SpeechStarted(_int(e, "audio_start_ms", 0), _str(e, "item_id", "")),

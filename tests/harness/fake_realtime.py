@@ -105,6 +105,8 @@ class _Connection:
     session: dict = field(default_factory=dict)
     buffer: bytearray = field(default_factory=bytearray)
     speaking: bool = False
+    silence_ms: float = 0.0
+    cancel_reason: str = "client_cancelled"
     response: asyncio.Task | None = None
     sent_audio_ms: dict[str, float] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -123,7 +125,9 @@ class FakeRealtime:
     created_delay: float = 0.0  # seconds before session.created
     update_delay: float = 0.0  # seconds before session.updated
     session_limit_s: float | None = None  # after this, `session_expired` then close 1001
-    speech_events: bool = False  # emit speech_started/stopped around appended audio
+    speech_events: bool = False  # with our turn detection: speech_started at the first append, stopped at commit
+    vad_threshold: float = 500.0  # with the model's turn detection: RMS (of int16) that counts as speech
+    vad_silence_ms: float = 500.0  # ... and how much quiet after speech ends the turn (then it answers)
     input_transcripts: deque = field(default_factory=deque)  # what the model hears at each commit
     responses: deque = field(default_factory=deque)
     default_response: ScriptedResponse = field(default_factory=lambda: ScriptedResponse("Okay."))
@@ -336,15 +340,15 @@ class FakeRealtime:
                 self._error("invalid_request_error", "invalid_value", "audio is not base64.", event.get("event_id")),
             )
             return
-        if self.speech_events and not conn.speaking and audio:
+        model_vad = self._model_detects_turns(conn)
+        if self.speech_events and not model_vad and not conn.speaking and audio:
             conn.speaking = True
-            start_ms = int(len(conn.buffer) / 2 / RATE * 1000)
-            await self._send(
-                conn, {"type": "input_audio_buffer.speech_started", "audio_start_ms": start_ms, "item_id": ""}
-            )
+            await self._speech_started(conn)
         conn.buffer.extend(audio)
         with self._lock:
             self.appended_bytes[conn.number] = self.appended_bytes.get(conn.number, 0) + len(audio)
+        if model_vad and len(audio) >= 2:
+            await self._detect_turn(conn, audio)
 
     async def _commit(self, conn: _Connection, event: dict, record: Received) -> None:
         with self._lock:
@@ -360,13 +364,47 @@ class FakeRealtime:
                 ),
             )
             return
+        await self._commit_buffer(conn)
+
+    @staticmethod
+    def _model_detects_turns(conn: _Connection) -> bool:
+        """Whether the client handed turn detection to the model (GA or beta session shape)."""
+        audio_in = conn.session.get("audio", {}).get("input", {}) if isinstance(conn.session.get("audio"), dict) else {}
+        return bool(audio_in.get("turn_detection") or conn.session.get("turn_detection"))
+
+    async def _detect_turn(self, conn: _Connection, audio: bytes) -> None:
+        """The model's own turn detection: loud audio starts speech, `vad_silence_ms` of quiet ends the turn."""
+        samples = np.frombuffer(audio[: len(audio) - len(audio) % 2], dtype="<i2").astype(np.float64)
+        loud = float(np.sqrt(np.mean(samples**2))) >= self.vad_threshold
+        if loud:
+            conn.silence_ms = 0.0
+            if not conn.speaking:
+                conn.speaking = True
+                if conn.response is not None and not conn.response.done():  # barge-in, as interrupt_response does
+                    conn.cancel_reason = "turn_detected"
+                    conn.response.cancel()
+                await self._speech_started(conn)
+            return
+        if conn.speaking:
+            conn.silence_ms += len(samples) / RATE * 1000
+            if conn.silence_ms >= self.vad_silence_ms:
+                await self._commit_buffer(conn)
+                await self._response_create(conn, {}, None)
+
+    async def _speech_started(self, conn: _Connection) -> None:
+        start_ms = int(len(conn.buffer) / 2 / RATE * 1000)
+        await self._send(conn, {"type": "input_audio_buffer.speech_started", "audio_start_ms": start_ms, "item_id": ""})
+
+    async def _commit_buffer(self, conn: _Connection) -> str:
+        """Turn the buffer into a user item: speech_stopped (if speaking), committed, then the scripted transcript."""
         item_id = self._new_id("item")
-        if self.speech_events and conn.speaking:
+        if conn.speaking:
             end_ms = int(len(conn.buffer) / 2 / RATE * 1000)
             await self._send(
                 conn, {"type": "input_audio_buffer.speech_stopped", "audio_end_ms": end_ms, "item_id": item_id}
             )
         conn.speaking = False
+        conn.silence_ms = 0.0
         conn.buffer.clear()
         await self._send(conn, {"type": "input_audio_buffer.committed", "item_id": item_id, "previous_item_id": None})
         with self._lock:
@@ -392,6 +430,7 @@ class FakeRealtime:
                     "transcript": heard,
                 },
             )
+        return item_id
 
     async def _clear(self, conn: _Connection, _event: dict, _record: Received) -> None:
         conn.buffer.clear()
@@ -457,7 +496,7 @@ class FakeRealtime:
             },
         )
 
-    async def _response_create(self, conn: _Connection, event: dict, _record: Received) -> None:
+    async def _response_create(self, conn: _Connection, event: dict, _record: Received | None) -> None:
         if conn.response is not None and not conn.response.done():
             await self._send(
                 conn,
@@ -510,7 +549,8 @@ class FakeRealtime:
                 return
             status, reason = await self._speak(conn, response_id, script, output)
         except asyncio.CancelledError:
-            status, reason = "cancelled", "client_cancelled"
+            status, reason = "cancelled", conn.cancel_reason
+            conn.cancel_reason = "client_cancelled"
         finally:
             if not conn.ws.closed and status not in ("dropped", "silent"):
                 done: dict[str, Any] = {

@@ -30,6 +30,7 @@ from live.realtime.events import (
     ResponseDone,
     ResponseStarted,
     SessionConfig,
+    SessionReady,
     SpeechStarted,
     SpeechStopped,
     ToolCallRequested,
@@ -199,8 +200,8 @@ async def test_text_turn_and_speech_events(fake, sessions):
     fake.speech_events = True
     fake.script(ScriptedResponse("It is noon."))
     session = await open_session(fake, sessions)
-    await session.configure(SessionConfig(instructions="x", turn_detection="server_vad"))
-    assert fake.session_updates[0]["audio"]["input"]["turn_detection"] == {"type": "server_vad"}
+    await session.configure(SessionConfig(instructions="x"))
+    assert fake.session_updates[0]["audio"]["input"]["turn_detection"] is None
     await session.append_audio(tone_pcm(0.3))
     await session.commit()
     await session.send_text("what time is it?")
@@ -210,6 +211,38 @@ async def test_text_turn_and_speech_events(fake, sessions):
     assert started[0].audio_start_ms == 0 and stopped[0].audio_end_ms == 300
     assert fake.items[-1]["content"] == [{"type": "input_text", "text": "what time is it?"}]
     assert "".join(t.text for t in of(events, TranscriptDelta)) == "It is noon."
+
+
+async def feed(session: RealtimeSession, pcm: bytes, frame_ms: int = 20) -> None:
+    step = 24000 * frame_ms // 1000 * 2
+    for i in range(0, len(pcm), step):
+        await session.append_audio(pcm[i : i + step])
+
+
+@pytest.mark.parametrize("naming", ["ga", "beta"])
+async def test_the_models_turn_detection_commits_answers_and_barges_in(fake, sessions, naming):
+    fake.naming = naming
+    fake.hear("tell me a story")
+    fake.script(ScriptedResponse("Once upon a time " * 8, audio=tone_pcm(3.0), pace=1.0), ScriptedResponse("Yes?"))
+    session = await open_session(fake, sessions, api=naming)
+    await session.configure(SessionConfig(instructions="x", turn_detection="server_vad"))
+    await feed(session, tone_pcm(0.4) + bytes(2 * 24000 * 6 // 10))  # 400 ms of voice, then 600 ms of quiet
+    events = await collect(session, stop=lambda e: isinstance(e, AudioDelta))
+    assert [type(e) for e in events if not isinstance(e, InputTranscript | SessionReady)][:4] == [
+        SpeechStarted,
+        SpeechStopped,
+        InputCommitted,
+        ResponseStarted,
+    ]
+    assert of(events, InputTranscript)[-1].text == "tell me a story"
+    assert of(events, SpeechStopped)[0].audio_end_ms == 900  # the turn ended after 500 ms of the quiet
+    assert "input_audio_buffer.commit" not in fake.received_types()
+    assert "response.create" not in fake.received_types()  # the model answered by itself
+
+    await feed(session, tone_pcm(0.1))  # the user talks over the answer
+    interrupted = await collect(session, stop=lambda e: isinstance(e, ResponseDone))
+    assert of(interrupted, SpeechStarted)
+    assert interrupted[-1].status == "cancelled" and interrupted[-1].reason == "turn_detected"
 
 
 async def test_barge_in_cancels_and_truncates_at_the_heard_ms(fake, sessions):

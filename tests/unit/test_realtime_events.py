@@ -15,6 +15,7 @@ from live.realtime.events import (
     HistoryItem,
     InputCommitted,
     InputTranscript,
+    InputTranscriptFailed,
     ItemTruncated,
     RateLimitsUpdated,
     RealtimeError,
@@ -202,6 +203,19 @@ def test_input_transcription_delta_and_completed():
     )
     assert delta == InputTranscript("hel", "u1", final=False)
     assert done == InputTranscript("hello", "u1", final=True)
+
+
+def test_input_transcription_failure_keeps_the_item_and_the_reason():
+    failed = decode(
+        {
+            "type": "conversation.item.input_audio_transcription.failed",
+            "item_id": "u1",
+            "content_index": 0,
+            "error": {"type": "transcription_error", "code": "audio_unintelligible", "message": "no speech"},
+        }
+    )
+    assert isinstance(failed, InputTranscriptFailed) and failed.item_id == "u1"
+    assert failed.error.provider_code == "audio_unintelligible" and failed.error.provider_message == "no speech"
 
 
 def test_session_response_and_buffer_events():
