@@ -377,3 +377,24 @@ def test_embedded_in_webchat_esc_asks_the_host_to_close(astrbot, fake, launch, q
     ]
     shot(host, artifacts, "embedded-webchat")
     assert_no_page_errors(host)
+
+
+def test_without_a_login_the_page_asks_for_one_in_the_users_language(astrbot, launch, quiet_mic, artifacts):
+    """No token: the page's own login form, in Chinese for a Chinese browser; a wrong password is
+    refused by the host's login API and said so in Chinese; nothing is connected meanwhile."""
+    ctx = launch(quiet_mic).new_context(viewport=PHONE, locale="zh-CN", color_scheme="dark")
+    page = ctx.new_page()
+    page.errors = []  # type: ignore[attr-defined]
+    page.on("pageerror", lambda exc: page.errors.append(str(exc)))  # type: ignore[attr-defined]
+    page.goto(f"{astrbot.base_url}/live/")
+    card = page.get_by_test_id("login-card")
+    expect(card).to_contain_text("登录 AstrBot", timeout=WAIT_MS)
+    expect(page.get_by_test_id("login-dashboard-link")).to_have_attribute("href", f"{astrbot.base_url}/#/auth/login")
+    page.get_by_test_id("login-username").locator("input").fill("astrbot")
+    page.get_by_test_id("login-password").locator("input").fill("Not-the-password-1")
+    page.get_by_test_id("login-submit").click()
+    expect(page.get_by_test_id("login-error")).to_have_text("用户名或密码错误。", timeout=WAIT_MS)
+    assert page.evaluate("localStorage.getItem('token')") is None
+    expect(page.get_by_test_id("connection-status")).not_to_have_attribute("data-status", "open")
+    shot(page, artifacts, "phone-login-zh-dark")
+    assert_no_page_errors(page)
