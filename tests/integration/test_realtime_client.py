@@ -389,6 +389,25 @@ async def test_session_expiry_is_one_clear_error(fake, sessions):
     assert session.ended.code is RealtimeErrorCode.SESSION_EXPIRED
 
 
+async def test_one_reader_at_a_time_and_a_cancelled_read_loses_nothing(fake, sessions):
+    fake.script(ScriptedResponse("One two three."))
+    session = await open_session(fake, sessions)
+    await session.configure(SessionConfig())
+    assert isinstance(await session.next_event(), SessionReady)  # session.created, queued before anyone read
+    assert isinstance(await session.next_event(), SessionReady)  # session.updated
+    waiting = asyncio.create_task(session.next_event())
+    await asyncio.sleep(0)  # the task starts and waits on the empty queue
+    with pytest.raises(RuntimeError, match="already reading"):
+        await session.next_event()
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    await session.create_response()
+    events = await collect(session)
+    assert isinstance(events[0], ResponseStarted) and events[-1].status == "completed"
+    assert "".join(t.text for t in of(events, TranscriptDelta)) == "One two three."
+
+
 async def test_close_is_bounded_and_idempotent(fake):
     session = await RealtimeSession.open(settings_for(fake, close_timeout=1.0))
     await session.aclose()
