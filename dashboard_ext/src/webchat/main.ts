@@ -38,7 +38,7 @@ const ICON_CLOSE = ['M18 6 6 18', 'm6 6 12 12']
 let labels: Labels = labelsFor(hostLocale())
 let overlay: { root: HTMLElement; frame: HTMLIFrameElement; route: ChatRoute; conversationId: string | null } | null =
   null
-let closing = false
+let busy = false // opening (starting a conversation) or closing (reloading WebChat)
 
 // ------------------------------------------------------------------ the button
 
@@ -165,14 +165,18 @@ function overlayBar(template: HTMLButtonElement | null): HTMLElement {
 }
 
 async function openLive(linked: string | null): Promise<void> {
-  if (overlay || closing) return
+  if (overlay || busy) return
   const route = currentRoute() ?? { view: 'chat' as const, conversationId: null }
   let conversationId = linked ?? route.conversationId
   if (!conversationId) {
-    conversationId = await newConversation() // as WebChat does when you send the first message
-    if (conversationId) await showConversation(route, conversationId)
+    busy = true // a second click while the conversation is being made must not make another
+    try {
+      conversationId = await newConversation() // as WebChat does when you send the first message
+      if (conversationId) await showConversation(route, conversationId)
+    } finally {
+      busy = false
+    }
   }
-  if (overlay) return
   const template = findInputBar()?.template ?? null
   const root = document.createElement('div')
   root.id = OVERLAY_ID
@@ -197,8 +201,8 @@ async function openLive(linked: string | null): Promise<void> {
 }
 
 async function closeLive(): Promise<void> {
-  if (!overlay || closing) return
-  closing = true
+  if (!overlay || busy) return
+  busy = true
   const { root, frame, route, conversationId } = overlay
   try {
     frame.remove() // ends the Live page: its socket and microphone go with it
@@ -207,7 +211,7 @@ async function closeLive(): Promise<void> {
   } finally {
     root.remove()
     overlay = null
-    closing = false
+    busy = false
     document.querySelector<HTMLButtonElement>(`.${BUTTON_CLASS}`)?.focus()
   }
 }
