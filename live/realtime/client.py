@@ -616,7 +616,6 @@ class RealtimePool:
                     session = self._spare
                     if session is not None and session.usable:
                         self._spare = None
-                        self._wake.set()  # warm the next one
                         break
                     if len(self.stats.failures) > failures_before and self.last_error and not self.last_error.retryable:
                         raise RealtimeFailure(self.last_error)
@@ -632,6 +631,8 @@ class RealtimePool:
         except RealtimeFailure:
             await session.aclose()
             raise
+        finally:
+            self._wake.set()  # warm the next one; it starts once this take is over, never inside it
         self.stats.takes.append((started, time.monotonic(), was_ready))
         return session
 
