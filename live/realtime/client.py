@@ -384,8 +384,9 @@ class RealtimeSession:
         try:
             async with self._send_lock, asyncio.timeout(self.settings.send_timeout):
                 await self._ws.send_str(json.dumps(event, ensure_ascii=False))
-        except TimeoutError as exc:
-            raise RealtimeFailure(realtime_error(RealtimeErrorCode.TIMEOUT, f"sending {event.get('type')}")) from exc
+        except TimeoutError as exc:  # a frame may be half written: the socket cannot be trusted any more
+            self.ended = self.ended or realtime_error(RealtimeErrorCode.TIMEOUT, f"sending {event.get('type')}")
+            raise RealtimeFailure(self.ended) from exc
         except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
             self.ended = self.ended or realtime_error(RealtimeErrorCode.DISCONNECTED, f"{type(exc).__name__}: {exc}")
             raise RealtimeFailure(self.ended) from exc
