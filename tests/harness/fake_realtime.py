@@ -5,10 +5,9 @@ Real WebSockets on 127.0.0.1 (aiohttp, random port). Tests script each answer
 handshakes, mid-answer disconnects and session time limits. When a session
 hands turn detection to the model, an energy VAD commits the turn after
 `vad_silence_ms` of quiet, answers by itself, and cancels an answer the user
-talks over (reason `turn_detected`). Everything the
-client sends is recorded with its arrival time: handshakes, `session.update`
-payloads, appended audio, commits, truncations with `audio_end_ms`, cancels,
-tool results, items, and closes.
+talks over (reason `turn_detected`). Everything the client sends is recorded
+with its arrival time: handshakes, `session.update` payloads, appended audio,
+commits, truncations with `audio_end_ms`, cancels, tool results, items, closes.
 
 Example:
     >>> fake = FakeRealtime(api_key="sk-test")
