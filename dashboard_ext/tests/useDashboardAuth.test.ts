@@ -71,6 +71,7 @@ describe('useDashboardAuth', () => {
       expect(store.md5_pwd_hint).toBeUndefined()
       expect(auth.token.value).toBe('T')
       expect(auth.needsLogin.value).toBeNull()
+      expect(auth.passwordChangeAsked.value).toBe(true) // the page points to the dashboard, which does it
     })
 
     it('asks for the second factor, then sends it', async () => {

@@ -51,9 +51,19 @@ export function useDashboardAuth(opts: DashboardAuthOptions = {}) {
     }
   }
 
+  function readFlag(key: string): boolean {
+    try {
+      return storage?.getItem(key) === 'true'
+    } catch {
+      return false
+    }
+  }
+
   const token = shallowRef<string | null>(opts.urlToken || read())
   const needsLogin = shallowRef<LoginReason | null>(token.value ? null : 'missing')
   const loggingIn = shallowRef(false)
+  /** The host asks for a new password (a generated or default one): the dashboard's setup page does it. */
+  const passwordChangeAsked = shallowRef(readFlag('change_pwd_hint'))
   let rejected: string | null = null
   let timer: ReturnType<typeof setInterval> | null = null
 
@@ -94,6 +104,7 @@ export function useDashboardAuth(opts: DashboardAuthOptions = {}) {
       md5_pwd_hint: md5,
       password_upgrade_required: upgrade,
     }
+    passwordChangeAsked.value = flags.change_pwd_hint
     try {
       storage?.setItem?.('user', data.username || username)
       storage?.setItem?.('token', data.token as string)
@@ -151,7 +162,7 @@ export function useDashboardAuth(opts: DashboardAuthOptions = {}) {
     if (typeof window !== 'undefined') window.removeEventListener('storage', onStorage)
   })
 
-  return { token, needsLogin, loggingIn, reject, check, login }
+  return { token, needsLogin, loggingIn, passwordChangeAsked, reject, check, login }
 }
 
 export type DashboardAuth = ReturnType<typeof useDashboardAuth>

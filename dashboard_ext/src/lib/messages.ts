@@ -90,6 +90,7 @@ export const en = {
     refused: 'The login was refused: {msg}',
     orDashboard: 'Logging in on the dashboard in this browser works too; this page then continues by itself.',
     open: 'Open the dashboard',
+    changePassword: 'AstrBot asks you to set a new password for this account; the dashboard guides you through it.',
   },
   room: {
     title: 'Live room',
@@ -218,6 +219,7 @@ export const zh: Messages = {
     refused: '登录被拒绝：{msg}',
     orDashboard: '也可以在此浏览器中登录面板，本页会自动继续。',
     open: '打开面板',
+    changePassword: 'AstrBot 要求为此账号设置新密码，面板会引导你完成。',
   },
   room: {
     title: '直播间',
