@@ -83,6 +83,19 @@ def _read_index(folder: str | Path | None) -> str | None:
         return None
 
 
+def _index_headers(request: Request) -> dict[str, str]:
+    """The headers the host sends with its index page (static_files.serve_index)."""
+    headers = {"Cache-Control": "no-store"}
+    try:
+        from astrbot.core.desktop_runtime import is_desktop_managed_backend
+
+        if is_desktop_managed_backend() and request.query_params.get("astrbot_bundle"):
+            headers["Clear-Site-Data"] = '"cache"'  # the desktop app's new bundle: drop its old cache
+    except Exception:  # another host version: the plain page headers
+        pass
+    return headers
+
+
 def webchat_index_routes(dist: Path, page_prefix: str, app: Any | None = None) -> list[BaseRoute]:
     """Routes that serve the host's index page with the button script; [] when the host has none we know.
 
@@ -110,7 +123,7 @@ def webchat_index_routes(dist: Path, page_prefix: str, app: Any | None = None) -
             page = await asyncio.to_thread(page_with_button, folder)
             if page is None:
                 return await host_handler(request)  # the host's page, as the host serves it
-            return HTMLResponse(page, headers={"Cache-Control": "no-store"})
+            return HTMLResponse(page, headers=_index_headers(request))
 
         return serve
 
