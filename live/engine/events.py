@@ -258,9 +258,14 @@ class RoomUpdated:
 
 @dataclass(frozen=True, slots=True)
 class ViewerDropped:
-    """The room's queue did not take a viewer event (told to the member that sent it)."""
+    """The room's queue let a viewer event go unanswered: refused on arrival, or (`queued`) taken in
+    and later pushed out or gone stale. Told to the member that sent it; `via` names the channel of a
+    sender that can no longer be told ("http", "socket"), when the notice goes to the whole room."""
 
     reason: Literal["duplicate", "rate_limited", "stale", "queue_full", "ignored"]
+    viewer: ViewerEvent | None = None
+    queued: bool = False
+    via: str | None = None
 
 
 Event = (

@@ -221,6 +221,13 @@ class AstrBotLiveDialect:
                         "you": {"role": event.you.role, "audio": event.you.receive_audio},
                     },
                 }
-            case ev.ViewerDropped(reason=reason):
-                return {"t": "viewer_dropped", "data": {"reason": reason}}
+            case ev.ViewerDropped(reason=reason, viewer=viewer, queued=queued, via=via):
+                data: dict[str, Any] = {"reason": reason}
+                if queued:
+                    data["queued"] = True
+                if viewer is not None:
+                    data["viewer"] = viewers_json((viewer,))[0]
+                if via:
+                    data["via"] = via
+                return {"t": "viewer_dropped", "data": data}
         return None

@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from ..config import LiveSettings
 from ..engine.events import ViewerEvent
 from ..log import logger
 from ..platforms import BilibiliLiveClient, PlatformClient
+from .queue import Dropped
 from .room import Rooms
 
 
@@ -26,7 +28,13 @@ class Feed:
     task: asyncio.Task | None = None
     delivered: int = 0
     unrouted: int = 0  # events that came while the room was closed
-    dropped: dict[str, int] = field(default_factory=dict)
+    dropped: dict[str, int] = field(default_factory=dict)  # by reason, also those pushed out after delivery
+    channel: ClassVar[str] = "feed"
+
+    def viewer_dropped(self, dropped: Dropped) -> bool:
+        """The platform cannot be told; the feed's counts (the plugin status) can."""
+        self.dropped[dropped.reason] = self.dropped.get(dropped.reason, 0) + 1
+        return True
 
     def describe(self) -> dict:
         return {
@@ -66,11 +74,8 @@ class PlatformFeeds:
         if room is None:
             feed.unrouted += 1
             return
-        reason = room.offer(event)
-        if reason is None:
+        if room.offer(event, feed) is None:
             feed.delivered += 1
-        else:
-            feed.dropped[reason] = feed.dropped.get(reason, 0) + 1
 
     async def stop(self) -> None:
         feeds, self.feeds = self.feeds, []

@@ -10,6 +10,11 @@ Pure and synchronous, with an injected clock, so every rule is testable:
   faster than `viewer_interval_s`, unpaid items older than `max_age_s`, and the
   lowest-priority oldest unpaid item when the queue is full. Paid input is never
   dropped for age or rate, and displaces unpaid items when the queue is full.
+
+Every item remembers who offered it (`sender`, opaque here). An offer refused on
+arrival returns its reason; an item let go after it was taken in (pushed out by
+newer input, or stale when its turn came) is reported through `on_dropped` too:
+every drop passes there, so the room can tell whoever sent the event.
 """
 
 from __future__ import annotations
@@ -42,6 +47,16 @@ class Batch:
     events: tuple[ViewerEvent, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    """A viewer event the queue let go of without an answer."""
+
+    event: ViewerEvent
+    reason: DropReason
+    sender: object  # whoever offered it, as given to `offer`
+    queued: bool  # True: it had been taken in, and was pushed out or went stale later
+
+
 @dataclass(slots=True)
 class _Item:
     event: ViewerEvent
@@ -49,12 +64,19 @@ class _Item:
     at: float
     seq: int
     key: str  # normalized text, for duplicates
+    sender: object
 
 
 class RoomQueue:
-    def __init__(self, policy: QueuePolicy, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        policy: QueuePolicy,
+        clock: Callable[[], float] = time.monotonic,
+        on_dropped: Callable[[Dropped], None] = lambda _dropped: None,
+    ) -> None:
         self.policy = policy
         self._clock = clock
+        self._on_dropped = on_dropped
         self._items: list[_Item] = []
         self._seq = itertools.count()
         self._last_line_at: dict[str, float] = {}  # viewer -> when their last chat line was accepted
@@ -64,25 +86,27 @@ class RoomQueue:
     def __len__(self) -> int:
         return len(self._items)
 
-    def offer(self, event: ViewerEvent) -> DropReason | None:
-        """Queue an event; returns why it was dropped, or None when it was taken."""
+    def offer(self, event: ViewerEvent, sender: object = None) -> DropReason | None:
+        """Queue an event; returns why it was refused, or None when it was taken in.
+
+        Taking it in may push out an older item (reported through `on_dropped`)."""
         event = sanitize(event, self.policy.max_text_chars)
         tier = self._tier(event)
         if tier is None:
-            return self._drop("ignored")
+            return self._refuse(event, sender, "ignored")
         now = self._clock()
         key = normalize(event.text) if event.kind == "danmaku" else ""
         viewer = f"{event.platform}:{event.viewer_id or event.viewer_name}"
         if tier >= _CHAT:
             if key and self._is_duplicate(key, now):
-                return self._drop("duplicate")
+                return self._refuse(event, sender, "duplicate")
             if event.kind == "danmaku" and _identifiable(event):
                 last = self._last_line_at.get(viewer)
                 if last is not None and now - last < self.policy.viewer_interval_s:
-                    return self._drop("rate_limited")
-        item = _Item(event, tier, now, next(self._seq), key)
+                    return self._refuse(event, sender, "rate_limited")
+        item = _Item(event, tier, now, next(self._seq), key, sender)
         if len(self._items) >= self.policy.capacity and not self._make_room_for(item):
-            return self._drop("queue_full")
+            return self._refuse(event, sender, "queue_full")
         self._items.append(item)
         if event.kind == "danmaku" and _identifiable(event):
             self._remember_line(viewer, now)
@@ -92,8 +116,10 @@ class RoomQueue:
         """The next turn's input (stale items are dropped first), or None when empty."""
         now = self._clock()
         fresh = [i for i in self._items if i.tier < _CHAT or now - i.at <= self.policy.max_age_s]
-        self.dropped["stale"] += len(self._items) - len(fresh)
+        stale = [i for i in self._items if i.tier >= _CHAT and now - i.at > self.policy.max_age_s]
         self._items = fresh
+        for item in stale:
+            self._let_go(item, "stale")
         if not fresh:
             return None
         tier = min(i.tier for i in fresh)
@@ -147,8 +173,12 @@ class RoomQueue:
         if victim is item:
             return False
         self._items.remove(victim)
-        self.dropped["queue_full"] += 1
+        self._let_go(victim, "queue_full")
         return True
+
+    def _let_go(self, item: _Item, reason: DropReason) -> None:
+        self.dropped[reason] += 1
+        self._on_dropped(Dropped(item.event, reason, item.sender, queued=True))
 
     def _remember_line(self, viewer: str, now: float) -> None:
         if len(self._last_line_at) > 4096:  # forget viewers who went quiet
@@ -156,8 +186,9 @@ class RoomQueue:
             self._last_line_at = {v: t for v, t in self._last_line_at.items() if t >= horizon}
         self._last_line_at[viewer] = now
 
-    def _drop(self, reason: DropReason) -> DropReason:
+    def _refuse(self, event: ViewerEvent, sender: object, reason: DropReason) -> DropReason:
         self.dropped[reason] += 1
+        self._on_dropped(Dropped(event, reason, sender, queued=False))
         return reason
 
 

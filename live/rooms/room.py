@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, Protocol, runtime_checkable
 
 from ..engine.events import (
     AgentState,
@@ -47,7 +47,7 @@ from ..engine.session import LiveSession
 from ..errors import AuthError, ErrorCode
 from ..log import logger
 from .prompt import prompt_for
-from .queue import DropReason, QueuePolicy, RoomQueue
+from .queue import DropReason, Dropped, QueuePolicy, RoomQueue
 
 
 Role = Literal["streamer", "bridge", "listener"]
@@ -78,7 +78,7 @@ class Room:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.key = key
-        self.queue = RoomQueue(policy, clock)
+        self.queue = RoomQueue(policy, clock, on_dropped=self._report_dropped)
         self.members: dict[str, RoomMember] = {}
         self.empty_since: float | None = clock()
         self._clock = clock
@@ -135,16 +135,30 @@ class Room:
         return counts
 
     def describe(self) -> dict:
-        return {"name": self.key.name, "state": self.state, "queue": len(self.queue), "members": self.counts()}
+        return {
+            "name": self.key.name, "state": self.state, "queue": len(self.queue), "members": self.counts(),
+            "dropped": dict(self.queue.dropped),
+        }  # fmt: skip
 
     # ------------------------------------------------------------ input
 
-    def offer(self, event: ViewerEvent) -> DropReason | None:
-        reason = self.queue.offer(event)
+    def offer(self, event: ViewerEvent, sender: ViewerSender | None = None) -> DropReason | None:
+        reason = self.queue.offer(event, sender)
         if reason is None:
             self._queued.set()
             self.schedule_snapshot()
         return reason
+
+    def _report_dropped(self, dropped: Dropped) -> None:
+        """Every drop is told to whoever sent the event. When that sender can no longer be told (an
+        HTTP request already answered, a member that left), the room's streamer and bridges are."""
+        sender = dropped.sender
+        if isinstance(sender, ViewerSender) and sender.viewer_dropped(dropped):
+            return
+        notice = ViewerDropped(dropped.reason, dropped.event, dropped.queued, via=getattr(sender, "channel", None))
+        for member in list(self.members.values()):
+            if member.role != "listener":
+                member.deliver(notice)
 
     def streamer_takes_over(self) -> None:
         """The streamer speaks or types: a viewer answer in progress stops at once."""
@@ -226,8 +240,21 @@ class Room:
             return False
 
 
+@runtime_checkable
+class ViewerSender(Protocol):
+    """Who offered a viewer event: a room member, one event of an HTTP request, a platform feed."""
+
+    channel: str  # "socket", "http" or "feed"
+
+    def viewer_dropped(self, dropped: Dropped) -> bool:
+        """Tell the sender its event was dropped; False when it can no longer be told."""
+        ...
+
+
 class RoomMember:
     """One connection's seat in a room; the connection drives it like a session."""
+
+    channel = "socket"
 
     def __init__(self, room: Room, member_id: str, role: Role, receive_audio: bool, sink: Callable[[Event], None]):
         self.room = room
@@ -283,9 +310,13 @@ class RoomMember:
             self._forbidden(f"a {self.role} cannot do that in a room")
 
     def _offer(self, event: ViewerEvent) -> None:
-        reason = self.room.offer(event)
-        if reason is not None:
-            self.deliver(ViewerDropped(reason))
+        self.room.offer(event, self)
+
+    def viewer_dropped(self, dropped: Dropped) -> bool:
+        if self.room.members.get(self.id) is not self:
+            return False  # left the room: the room is told instead
+        self.deliver(ViewerDropped(dropped.reason, dropped.event, dropped.queued))
+        return True
 
     def _forbidden(self, message: str) -> None:
         self.deliver(ErrorRaised(ErrorCode.FORBIDDEN, message))

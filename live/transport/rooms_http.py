@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from ..errors import AuthError, ErrorCode, ProtocolError
 from ..protocol.astrbot_live import viewer_event
+from ..rooms.queue import Dropped
 
 if TYPE_CHECKING:
     from .server import LiveServer
@@ -25,6 +26,36 @@ MAX_BODY_BYTES = 256 * 1024
 
 def _error(status: int, code: ErrorCode, message: str) -> JSONResponse:
     return JSONResponse({"code": code.value, "message": message}, status_code=status)
+
+
+class IngestRequest:
+    """One POST's events while it is answered: every drop of them (refused on arrival, or pushed out
+    by a later event of the same request) goes in its response. Once answered it can no longer be
+    told, so the room tells its streamer and bridges of later drops (`via: "http"`)."""
+
+    def __init__(self) -> None:
+        self.answered = False
+        self.dropped: list[dict] = []
+
+    def sender(self, index: int) -> IngestedEvent:
+        return IngestedEvent(self, index)
+
+
+class IngestedEvent:
+    channel = "http"
+
+    def __init__(self, request: IngestRequest, index: int) -> None:
+        self._request = request
+        self._index = index
+
+    def viewer_dropped(self, dropped: Dropped) -> bool:
+        if self._request.answered:
+            return False
+        entry = {"index": self._index, "reason": dropped.reason}
+        if dropped.queued:
+            entry["queued"] = True
+        self._request.dropped.append(entry)
+        return True
 
 
 class RoomsApi:
@@ -63,11 +94,11 @@ class RoomsApi:
         room = self._server.rooms.find(owner, request.path_params["name"])
         if room is None:
             return _error(404, ErrorCode.ROOM_NOT_FOUND, "no member has this room open")
-        dropped = []
+        ingest = IngestRequest()
         for index, event in enumerate(events):
-            reason = room.offer(event)
-            if reason is not None:
-                dropped.append({"index": index, "reason": reason})
+            room.offer(event, ingest.sender(index))
+        ingest.answered = True  # no await since the first offer: the drops above are all of this request's
+        dropped = sorted(ingest.dropped, key=lambda d: d["index"])
         return JSONResponse({"accepted": len(events) - len(dropped), "dropped": dropped, "queue": len(room.queue)})
 
     async def list(self, request: Request) -> JSONResponse:

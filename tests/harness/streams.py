@@ -8,24 +8,13 @@ def story_stream(fake):
 
 
 async def stream_released(astrbot, stream) -> bool:
-    """The agent let go of its LLM stream.
+    """The agent let go of its LLM stream: the HTTP stream was closed within a second.
 
-    AstrBot 4.29's OpenAI provider iterates the SDK stream without closing it, and
-    the SDK stream sits in a reference cycle, so an abandoned stream is closed by
-    the cyclic garbage collector (usually at once, sometimes seconds later). If it
-    is still open after a second, a collection must close it: that can only
-    happen if nothing in the agent still reads it.
+    AstrBot 4.29's OpenAI provider leaves an abandoned SDK stream to the cyclic garbage
+    collector; Live Mode closes it itself (live/host/llm_requests.py), so no collection
+    is needed or forced here.
     """
-    if await eventually(lambda: stream.closed_early, timeout=1.0):
-        return True
-
-    async def collect():
-        import gc
-
-        gc.collect()
-
-    astrbot.call(collect)
-    return await eventually(lambda: stream.closed_early, timeout=2.0)
+    return await eventually(lambda: stream.closed_early, timeout=1.0)
 
 
 async def eventually(check, timeout=5.0):

@@ -99,8 +99,9 @@ async def test_a_burst_of_fifty_danmaku_becomes_few_turns_with_paid_first(astrbo
     burst.insert(45, {"kind": "gift", "user": {"name": "Kind", "id": "8"}, "gift": {"name": "Rocket", "count": 1}, "value": 100})
     status, body = await post_events(astrbot, room, burst, token=token)
     assert status == 200, body
-    assert body["accepted"] == 52 and body["dropped"] == []
-    assert body["queue"] <= 30  # bounded: the oldest lines made way
+    # bounded: the 22 oldest lines made way for newer ones, and the answer says which
+    assert body["dropped"] == [{"index": i, "reason": "queue_full", "queued": True} for i in range(22)]
+    assert body["accepted"] == 30 and body["queue"] == 30
 
     turns = []
     while True:
@@ -297,3 +298,72 @@ async def test_an_empty_room_lingers_then_closes(astrbot, connect, fake, tune):
             break
         await asyncio.sleep(0.1)
     assert room not in await list_rooms(astrbot, token)
+
+
+# ---------------------------------------------------------------- every drop is told to its sender
+
+BUSY_REPLY = " ".join(f"word{i}" for i in range(200)) + "."
+
+
+async def busy_room(astrbot, connect, fake):
+    """A room whose streamer's own turn is being answered, so the queue keeps what it takes in."""
+    room = room_name()
+    user, token = owner(astrbot)
+    streamer = await connect(token=token, room=room, audio=0)
+    await streamer.until("hello")
+    fake.script_reply(BUSY_REPLY, ttft=0.05, interval=0.05)  # about 10 s: longer than the test
+    await streamer.send({"t": "text_input", "text": "talk for a while"})
+    await streamer.until("bot_delta_chunk")
+    return room, user, token, streamer
+
+
+def lines(prefix, n):
+    return [danmaku(f"{prefix}{i}", f"{prefix} line {i}") for i in range(n)]
+
+
+async def test_http_items_pushed_out_by_the_same_request_are_in_its_answer(astrbot, connect, fake):
+    """Found by a tester: 35 lines into a queue of 30 answered `accepted: 35` (or 32) and named no push-out."""
+    room, _, token, _ = await busy_room(astrbot, connect, fake)
+    status, body = await post_events(astrbot, room, lines("h", 35), token=token)
+    assert status == 200
+    assert body["dropped"] == [{"index": i, "reason": "queue_full", "queued": True} for i in range(5)]
+    assert (body["accepted"], body["queue"]) == (30, 30)
+
+
+async def test_queued_items_pushed_out_later_are_told_to_their_sender_or_the_room(astrbot, connect, fake):
+    """A bridge's lines pushed out later reach that bridge; an answered HTTP request's lines pushed out
+    later reach the streamer and the bridges (`via: "http"`); listeners hear nothing of it."""
+    room, user, token, streamer = await busy_room(astrbot, connect, fake)
+    bridge = await connect(token=token, room=room, role="bridge")
+    listener = await connect(token=token, room=room, role="listener", audio=0)
+    await bridge.until("hello")
+    await listener.until("hello")
+    for event in lines("b", 3):
+        await bridge.send({"t": "viewer_event", **event})
+    await bridge.send({"t": "ping", "data": "sent"})
+    await bridge.until("pong")
+    status, first = await post_events(astrbot, room, lines("h", 27), token=token)
+    assert (status, first["accepted"], first["dropped"], first["queue"]) == (200, 27, [], 30)
+    status, second = await post_events(astrbot, room, lines("n", 5), token=token)
+    assert (status, second["accepted"], second["dropped"], second["queue"]) == (200, 5, [], 30)
+
+    def told(frames):
+        return [(f["data"]["viewer"]["name"], f["data"]["reason"], f["data"].get("queued"), f["data"].get("via"))
+                for f in frames if f["t"] == "viewer_dropped"]  # fmt: skip
+
+    await bridge.send({"t": "ping", "data": "after"})
+    await bridge.until("pong", data="after")
+    assert told(bridge.frames) == [
+        ("b0", "queue_full", True, None), ("b1", "queue_full", True, None), ("b2", "queue_full", True, None),
+        ("h0", "queue_full", True, "http"), ("h1", "queue_full", True, "http"),
+    ]  # fmt: skip
+    await streamer.send({"t": "ping", "data": "after"})
+    await streamer.until("pong", data="after")
+    assert told(streamer.frames) == [("h0", "queue_full", True, "http"), ("h1", "queue_full", True, "http")]
+    await listener.send({"t": "ping", "data": "after"})
+    await listener.until("pong", data="after")
+    assert told(listener.frames) == []
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{astrbot.base_url}/api/v1/live/rooms", headers={"Authorization": f"Bearer {token}"}) as r:
+            listed = next(x for x in (await r.json())["rooms"] if x["name"] == room)
+    assert listed["dropped"] == {"queue_full": 5}

@@ -2,7 +2,7 @@
 
 from live.engine.events import ViewerEvent
 from live.rooms.prompt import prompt_for
-from live.rooms.queue import QueuePolicy, RoomQueue
+from live.rooms.queue import Dropped, QueuePolicy, RoomQueue
 
 
 class Clock:
@@ -100,6 +100,41 @@ def test_a_full_queue_makes_room_for_paid_input_by_dropping_unpaid():
     assert len(queue) == 3
     assert queue.take().events[0].viewer_name == "Rich"
     assert [e.text for e in queue.take().events] == ["line 1", "line 2"]
+
+
+def test_every_drop_is_reported_with_its_sender_also_items_pushed_out_or_stale_after_they_were_taken_in():
+    """Found by a tester: a full queue pushed out accepted lines and nobody was told."""
+    clock = Clock()
+    told: list[Dropped] = []
+    queue = RoomQueue(QueuePolicy(capacity=3, viewer_interval_s=0, max_age_s=60), clock, on_dropped=told.append)
+    for i in range(3):
+        assert queue.offer(chat(f"v{i}", f"line {i}"), sender=f"bridge-{i}") is None
+    assert told == []
+    assert queue.offer(chat("v3", "line 3"), sender="http-3") is None  # taken in; the oldest line makes way
+    assert queue.offer(chat("v4", "line 1"), sender="http-4") == "duplicate"  # refused on arrival
+    assert [(d.event.text, d.reason, d.sender, d.queued) for d in told] == [
+        ("line 0", "queue_full", "bridge-0", True),
+        ("line 1", "duplicate", "http-4", False),
+    ]
+    told.clear()
+    clock.now += 61
+    assert queue.offer(chat("v5", "line 5"), sender="bridge-5") is None  # full of lines now stale: one makes way
+    assert queue.take().events[0].text == "line 5"
+    assert sorted((d.event.text, d.reason, d.queued) for d in told) == [
+        ("line 1", "queue_full", True),
+        ("line 2", "stale", True),
+        ("line 3", "stale", True),
+    ]
+    assert queue.dropped == {"queue_full": 2, "duplicate": 1, "stale": 2}
+
+
+def test_a_queue_full_of_paid_input_refuses_more_and_says_so():
+    told: list[Dropped] = []
+    queue = RoomQueue(QueuePolicy(capacity=2), Clock(), on_dropped=told.append)
+    queue.offer(superchat("A", "one", 30), sender="a")
+    queue.offer(superchat("B", "two", 30), sender="b")
+    assert queue.offer(chat("C", "a plain line"), sender="c") == "queue_full"
+    assert [(d.sender, d.reason, d.queued) for d in told] == [("c", "queue_full", False)]
 
 
 def test_entries_and_free_gifts_are_ignored_unless_enabled():
