@@ -4,7 +4,7 @@
     python dashboard_ext/dev/screenshots.py --base http://127.0.0.1:8765 --out /tmp/live-shots --mic mic.wav
 
 Takes desktop (1280x800) and phone (390x844) shots in light and dark after one typed turn,
-plus the login card. Prints the page's console errors and the __liveTest log summary.
+plus the login form. Prints the page's console errors and the __liveTest log summary.
 """
 
 from __future__ import annotations
