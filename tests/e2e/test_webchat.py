@@ -84,11 +84,16 @@ def host_index_file(astrbot) -> str:
     return (Path(server.APP._app.state.dashboard_static_folder) / "index.html").read_text(encoding="utf-8")
 
 
-def open_dashboard(browser, astrbot, password: str, *, locale: str = "en-US", theme: str = "light") -> Page:
-    """The host's login page, logged in through its form; the host UI in `locale`, `theme` colours."""
+def open_dashboard(browser, astrbot, password: str, *, locale: str = "en-US", theme: str = "light", prepare=None) -> Page:
+    """The host's login page, logged in through its form; the host UI in `locale`, `theme` colours.
+
+    `prepare(page)` runs before the first request (to route the host's assets, say).
+    """
     ctx = browser.new_context(viewport=DESKTOP, locale=locale, color_scheme=theme)
     ctx.add_init_script(f"window.localStorage.setItem('astrbot-locale', {json.dumps(locale)})")
     page = ctx.new_page()
+    if prepare is not None:
+        prepare(page)
     page.errors = []  # type: ignore[attr-defined]
     page.console_errors = []  # type: ignore[attr-defined]
     page.on("pageerror", lambda exc: page.errors.append(str(exc)))  # type: ignore[attr-defined]
@@ -270,6 +275,32 @@ def test_the_live_link_opens_the_overlay_in_chinese_and_dark(astrbot, fake, laun
     expect(page.locator(".chat-main").get_by_text("/live", exact=True)).to_be_visible(timeout=WAIT_MS)
     assert_same_document(page)
     shot(page, artifacts, "webchat-after-close-dark")
+    assert not page.errors, page.errors  # type: ignore[attr-defined]
+    assert not errors_of_ours(page), errors_of_ours(page)
+
+
+def test_another_host_version_keeps_its_webchat_as_it_is(astrbot, fake, launch, quiet_mic, dashboard_password):
+    """A WebChat whose input bar is built differently: no button, no console error, `/live` still works."""
+    browser = launch(quiet_mic)
+
+    def other_version(route) -> None:
+        # The same host, but its chat input bar's markup and styles renamed, as a later release might.
+        response = route.fetch()
+        body = response.text().replace("input-right-actions", "composer-actions-v2")
+        route.fulfill(response=response, body=body)
+
+    page = open_dashboard(
+        browser, astrbot, dashboard_password,
+        prepare=lambda p: p.route(re.compile(r"/assets/useDragUpload-[^/]+\.(js|css)$"), other_version),
+    )  # fmt: skip
+    go(page, "#/chat")
+    expect(page.locator(".composer-actions-v2 button.record-btn")).to_be_visible(timeout=WAIT_MS)
+    assert SCRIPT_MARK in page.content()  # our script is on the page, and found nothing it knows
+    page.wait_for_timeout(9000)  # past the script's 8 s of looking
+    expect(page.locator(".astrbot-live-mode-btn")).to_have_count(0)
+    page.locator("textarea.chat-textarea").fill("/live")
+    page.locator(".input-area button.send-btn").click()
+    expect(page.locator(".chat-main a[href^='/live/?conversation_id=']")).to_have_count(1, timeout=WAIT_MS)
     assert not page.errors, page.errors  # type: ignore[attr-defined]
     assert not errors_of_ours(page), errors_of_ours(page)
 
