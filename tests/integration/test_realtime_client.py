@@ -156,6 +156,7 @@ async def test_voice_turn_streams_audio_and_transcripts(fake, sessions, naming):
         assert update["audio"]["output"]["voice"] == "alloy" and update["audio"]["input"]["turn_detection"] is None
     else:
         assert update["voice"] == "alloy" and update["input_audio_format"] == "pcm16"
+    await until(lambda: len(fake.items) == 2, "the seeded history")  # sent after session.update, not awaited
     assert [(i["role"], i["content"][0]["text"]) for i in fake.items] == [
         ("user", "My name is Ada."),
         ("assistant", "Nice to meet you, Ada!"),
@@ -501,7 +502,7 @@ async def test_spare_is_rewarmed_before_it_ages_out(fake, sessions):
     sessions.append(pool)
     pool.start()
     await until(lambda: "aged" in pool.stats.replaced and pool.ready, "an aged spare replaced")
-    assert 1 in {number for _, number in fake.closes}  # the old spare was closed, not leaked
+    await until(lambda: 1 in {number for _, number in fake.closes}, "the old spare closed, not leaked")
     assert len(fake.handshakes) >= 2
 
 
