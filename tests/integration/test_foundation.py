@@ -54,8 +54,17 @@ def test_reload_keeps_exactly_one_copy_of_each_route_and_shadows_nothing(astrbot
     after = astrbot.dashboard_routes()
     assert describe([r for r in after if not ours(r)]) == host_before  # no host route removed or reordered
     assert sorted(describe([r for r in after if ours(r)])) == sorted(ours_before)  # exactly one copy each
-    host_paths = {p for _, p, _ in host_before}
-    assert not host_paths & {p for _, p, _ in ours_before}  # none of ours replaces a host path
+    # None of ours replaces a host path, except the WebChat button's copies of the host's index page
+    # (docs/webchat.md): those are exactly the paths the host serves its index page at.
+    from live.host.dashboard import dashboard_app
+    from live.host.webchat_page import host_index_routes
+
+    host_index_paths = {path for path, _handler in host_index_routes(dashboard_app())}
+    assert "/" in host_index_paths and "/chat" in host_index_paths
+    host_paths = {p for _, p, _ in host_before} | host_index_paths
+    webchat_copies = {p for _, p, _ in ours_before if p in host_index_paths}
+    assert webchat_copies == host_index_paths
+    assert not host_paths & ({p for _, p, _ in ours_before} - webchat_copies)
 
 
 async def test_plugin_reload_closes_live_sockets_with_1012(astrbot, connect):
