@@ -331,19 +331,29 @@ async def test_http_items_pushed_out_by_the_same_request_are_in_its_answer(astrb
 
 
 async def test_queued_items_pushed_out_later_are_told_to_their_sender_or_the_room(astrbot, connect, fake):
-    """A bridge's lines pushed out later reach that bridge; an answered HTTP request's lines pushed out
-    later reach the streamer and the bridges (`via: "http"`); listeners hear nothing of it."""
+    """A bridge's lines pushed out later reach that bridge; lines of a sender that can no longer be told
+    (an answered HTTP request, a bridge that left) reach the streamer and the bridges, with `via`;
+    listeners hear nothing of it."""
     room, user, token, streamer = await busy_room(astrbot, connect, fake)
     bridge = await connect(token=token, room=room, role="bridge")
+    leaver = await connect(token=token, room=room, role="bridge")
     listener = await connect(token=token, room=room, role="listener", audio=0)
-    await bridge.until("hello")
-    await listener.until("hello")
+    for client in (bridge, leaver, listener):
+        await client.until("hello")
     for event in lines("b", 3):
         await bridge.send({"t": "viewer_event", **event})
     await bridge.send({"t": "ping", "data": "sent"})
     await bridge.until("pong")
-    status, first = await post_events(astrbot, room, lines("h", 27), token=token)
-    assert (status, first["accepted"], first["dropped"], first["queue"]) == (200, 27, [], 30)
+    await leaver.send({"t": "viewer_event", **danmaku("gone0", "a line from a bridge that leaves")})
+    await leaver.send({"t": "ping", "data": "sent"})
+    await leaver.until("pong")
+    await leaver.close()
+    while True:  # the room has seen the bridge leave
+        snapshot = await streamer.until("room")
+        if snapshot["data"]["members"]["bridge"] == 1:
+            break
+    status, first = await post_events(astrbot, room, lines("h", 26), token=token)
+    assert (status, first["accepted"], first["dropped"], first["queue"]) == (200, 26, [], 30)
     status, second = await post_events(astrbot, room, lines("n", 5), token=token)
     assert (status, second["accepted"], second["dropped"], second["queue"]) == (200, 5, [], 30)
 
@@ -355,11 +365,11 @@ async def test_queued_items_pushed_out_later_are_told_to_their_sender_or_the_roo
     await bridge.until("pong", data="after")
     assert told(bridge.frames) == [
         ("b0", "queue_full", True, None), ("b1", "queue_full", True, None), ("b2", "queue_full", True, None),
-        ("h0", "queue_full", True, "http"), ("h1", "queue_full", True, "http"),
+        ("gone0", "queue_full", True, "socket"), ("h0", "queue_full", True, "http"),
     ]  # fmt: skip
     await streamer.send({"t": "ping", "data": "after"})
     await streamer.until("pong", data="after")
-    assert told(streamer.frames) == [("h0", "queue_full", True, "http"), ("h1", "queue_full", True, "http")]
+    assert told(streamer.frames) == [("gone0", "queue_full", True, "socket"), ("h0", "queue_full", True, "http")]
     await listener.send({"t": "ping", "data": "after"})
     await listener.until("pong", data="after")
     assert told(listener.frames) == []
