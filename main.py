@@ -85,7 +85,7 @@ class LiveModePlugin(Star):
         return [
             WebSocketRoute(WS_PATH, self.server.endpoint, name="live_ws"),
             *room_routes(self.server),
-            *page_routes(dist, lambda: {"accepting": self.server.accepting}),
+            *page_routes(dist, lambda: {"accepting": self.server.accepting, **self.server.end_of_turn_status()}),
             # The host's own index page plus our button script; off = the host serves it untouched.
             *(webchat_index_routes(dist, PAGE_PREFIX) if self.settings.webchat_button else []),
         ]

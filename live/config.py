@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 BusyPolicy = Literal["interrupt", "reject"]
 AudioFormat = Literal["wav", "pcm16"]
+EndOfTurnMode = Literal["model", "silence"]
 
 
 def _num(raw: Mapping[str, Any], key: str, default: float, lo: float, hi: float) -> float:
@@ -71,7 +72,10 @@ class BilibiliSettings:
 class LiveSettings:
     stt_provider_id: str = ""
     tts_provider_id: str = ""
-    vad_silence_ms: int = 500
+    vad_silence_ms: int = 500  # the silence rule; with end_of_turn=model, its fallback
+    end_of_turn: EndOfTurnMode = "model"  # server VAD: ask the end-of-turn model at a short pause
+    end_of_turn_pause_ms: int = 200  # the pause after which the model is asked (< vad_silence_ms)
+    end_of_turn_max_silence_ms: int = 2500  # the long limit when the model says "not done" (>= vad_silence_ms)
     vad_threshold: float = 0.5
     vad_min_speech_ms: int = 250
     vad_preroll_ms: int = 300
@@ -93,13 +97,28 @@ class LiveSettings:
     room_linger_s: float = 120.0
     bilibili: BilibiliSettings = field(default_factory=BilibiliSettings)
 
+    @property
+    def vad_end_silence_ms(self) -> int:
+        """The endpointer's own silence limit: the long limit when the model decides earlier."""
+        return self.end_of_turn_max_silence_ms if self.end_of_turn == "model" else self.vad_silence_ms
+
+    @property
+    def vad_pause_marks_ms(self) -> tuple[int, ...]:
+        """Silences at which the endpointer reports a pause: ask the model, then the fallback."""
+        return (self.end_of_turn_pause_ms, self.vad_silence_ms) if self.end_of_turn == "model" else ()
+
     @classmethod
     def from_config(cls, raw: Mapping[str, Any] | None) -> LiveSettings:
         raw = raw or {}
+        silence = _int(raw, "vad_silence_ms", 500, 150, 5000)
         return cls(
             stt_provider_id=str(raw.get("stt_provider_id") or "").strip(),
             tts_provider_id=str(raw.get("tts_provider_id") or "").strip(),
-            vad_silence_ms=_int(raw, "vad_silence_ms", 500, 150, 5000),
+            vad_silence_ms=silence,
+            end_of_turn=_choice(raw, "end_of_turn", ("model", "silence"), "model"),  # type: ignore[arg-type]
+            # kept in order: ask-after < the silence rule (the fallback) <= the long limit
+            end_of_turn_pause_ms=min(_int(raw, "end_of_turn_pause_ms", 200, 100, 400), silence - 50),
+            end_of_turn_max_silence_ms=max(_int(raw, "end_of_turn_max_silence_ms", 2500, 500, 10000), silence),
             vad_threshold=_num(raw, "vad_threshold", 0.5, 0.05, 0.95),
             vad_min_speech_ms=_int(raw, "vad_min_speech_ms", 250, 50, 5000),
             vad_preroll_ms=_int(raw, "vad_preroll_ms", 300, 0, 2000),

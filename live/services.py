@@ -33,3 +33,4 @@ class Services:
     chat: Callable[..., Any] | None  # (app, access, username, cid, send_json) -> chat bridge
     endpointer: Callable[[LiveSettings], Endpointer] | None
     dialects: dict[str, DialectFactory]
+    turn_model: Callable[[], Any] | None = None  # loads the end-of-turn model (off the loop); None: silence rule

@@ -9,6 +9,11 @@ Hysteresis: an utterance starts after ``ONSET_FRAMES`` consecutive frames at or
 above ``threshold`` (~64 ms) and ends after ``silence_ms`` of frames below
 ``threshold - RELEASE_MARGIN``, so a word's soft tail does not end it early.
 
+Pauses: with ``pause_marks_ms``, a growing silence inside an utterance is reported
+(`SpeechPaused`, with the audio so far) as it reaches each mark, and `SpeechResumed`
+says the user spoke again. A caller that decides the user is done (the end-of-turn
+model) calls `end_utterance(pause_id)`; ``silence_ms`` stays the long limit.
+
 Example:
     >>> ep = Endpointer(VadSettings(silence_ms=500))
     >>> for event in ep.feed(chunk):          # any chunk size
@@ -52,6 +57,8 @@ class VadSettings:
     preroll_ms: int = 300
     confirm_ms: int = 300
     max_utterance_ms: int = 30000
+    pause_marks_ms: tuple[int, ...] = ()
+    """Silences (shorter than `silence_ms`) at which a pause is reported: `SpeechPaused`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +88,8 @@ class SpeechEnded:
     duration_ms: int
     at_ms: int
     forced: bool
+    silence_ms: int = 0
+    """Silence heard after the last voiced frame before the utterance ended."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +100,29 @@ class SpeechDiscarded:
     speech_ms: int
 
 
-VadEvent = SpeechStarted | SpeechConfirmed | SpeechEnded | SpeechDiscarded
+@dataclass(frozen=True, slots=True)
+class SpeechPaused:
+    """Inside an utterance, the silence after the last voiced frame (`at_ms`) reached `silence_ms`.
+
+    `pcm` is the utterance so far (preroll and the silence included); `pause_id` names this
+    pause for `Endpointer.end_utterance`.
+    """
+
+    pcm: bytes = field(repr=False)
+    at_ms: int
+    silence_ms: int
+    pause_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechResumed:
+    """The user spoke again after a reported pause: the utterance goes on."""
+
+    at_ms: int
+    pause_id: int
+
+
+VadEvent = SpeechStarted | SpeechConfirmed | SpeechEnded | SpeechDiscarded | SpeechPaused | SpeechResumed
 
 
 def levels_db(frames: np.ndarray) -> np.ndarray:
@@ -220,6 +251,8 @@ class Endpointer:
         self._history: deque[bytes] = deque()
         self._pending = bytearray()
         self._utt = bytearray()
+        self._marks = tuple(sorted(settings.pause_marks_ms))
+        self._pause_id = 0
         self.reset()
 
     def __repr__(self) -> str:
@@ -305,20 +338,53 @@ class Endpointer:
             self._idle_step(frame, prob, level, events)
             return
         self._utt += frame
+        s = self.settings
         if prob >= self._release:
             self._peak_db = max(self._peak_db, level)
             if level >= self._peak_db - VOICED_RANGE_DB:
                 self._voiced += self._frame
             self._last_voiced = self._pos
+            if self._silence:
+                if self._marks_passed:
+                    events.append(SpeechResumed(at_ms=self.position_ms, pause_id=self._pause_id))
+                self._pause_id += 1
+                self._marks_passed = 0
             self._silence = 0
             self._maybe_confirm(events)
         else:
             self._silence += self._frame
-        s = self.settings
+            marks = self._marks
+            while self._marks_passed < len(marks) and self._silence >= marks[self._marks_passed] * _SAMPLES_PER_MS:
+                self._marks_passed += 1
+                if self._silence < s.silence_ms * _SAMPLES_PER_MS:
+                    events.append(
+                        SpeechPaused(
+                            pcm=bytes(self._utt),
+                            at_ms=self._last_voiced // _SAMPLES_PER_MS,
+                            silence_ms=self._silence // _SAMPLES_PER_MS,
+                            pause_id=self._pause_id,
+                        )
+                    )
         if self._silence >= s.silence_ms * _SAMPLES_PER_MS:
             self._close(events, forced=False)
         elif self._pos - self._onset >= s.max_utterance_ms * _SAMPLES_PER_MS:
             self._close(events, forced=True)
+
+    @property
+    def pause_id(self) -> int:
+        """The current pause's id (it changes when the user speaks again or the utterance ends)."""
+        return self._pause_id
+
+    def end_utterance(self, pause_id: int) -> list[VadEvent]:
+        """End the utterance now, as if its silence had run out, if it is still in pause `pause_id`.
+
+        Returns `SpeechEnded` (or `SpeechDiscarded` when too short); nothing when the user
+        spoke again since that pause, or the utterance already ended.
+        """
+        events: list[VadEvent] = []
+        if self._in_speech and self._silence and pause_id == self._pause_id:
+            self._close(events, forced=False)
+        return events
 
     def _idle_step(self, frame: bytes, prob: float, level: float, events: list[VadEvent]) -> None:
         self._history.append(frame)
@@ -363,7 +429,8 @@ class Endpointer:
                 keep = 2 * (self._last_voiced + tail - self._utt_start)
                 pcm, at = bytes(self._utt[:keep]), self._last_voiced // _SAMPLES_PER_MS
             duration = (len(pcm) // 2) // _SAMPLES_PER_MS
-            events.append(SpeechEnded(pcm=pcm, duration_ms=duration, at_ms=at, forced=forced))
+            silence = self._silence // _SAMPLES_PER_MS
+            events.append(SpeechEnded(pcm=pcm, duration_ms=duration, at_ms=at, forced=forced, silence_ms=silence))
         self._end_utterance()
 
     def _end_utterance(self) -> None:
@@ -377,3 +444,5 @@ class Endpointer:
         self._last_voiced = self._pos
         self._silence = 0
         self._confirmed = False
+        self._pause_id += 1
+        self._marks_passed = 0

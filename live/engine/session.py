@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Literal
 
-from ..audio.vad import SpeechConfirmed, SpeechDiscarded, SpeechEnded, SpeechStarted
+from ..audio.vad import SpeechConfirmed, SpeechDiscarded, SpeechEnded, SpeechPaused, SpeechResumed, SpeechStarted
 from ..config import LiveSettings
 from ..errors import ErrorCode
 from .echo import EchoGuard
@@ -46,6 +46,7 @@ from .ports import Agent, Conversation, Speech
 from .speech import OutputFormat
 from .tasks import wait_ended
 from .turn import AGENT_CLOSE_TIMEOUT_S, INPUT_SAMPLE_RATE, Turn, TurnContext
+from .turn_taking import TurnTaking, end_of_turn_settings
 from .vad_worker import ServerVad, VadStream
 
 BargeInCause = Literal["client", "speech", "new_input"]
@@ -86,12 +87,14 @@ class LiveSession:
         )
         self._vad = vad  # server VAD on: the server's shared VAD worker runs this session's stream
         self._vad_stream: VadStream | None = None
+        self._turn_taking: TurnTaking | None = None  # server VAD with end_of_turn=model: when the user is done
         self.vad_lags_ms: deque[float] = deque(maxlen=1024)  # per VAD cycle: oldest audio queued -> its events
         self._reports_playback = reports_playback
         self.state: AgentState = "listening"
         self._turn: Turn | None = None  # the running or last turn
         self._finalizers: set[asyncio.Task] = set()  # cut turns cutting history to what was heard
         self._utterance: bytearray | None = None
+        self._utterance_started = 0.0  # clock time of start_speaking
         self._stamp: str | None = None
         self._utterance_capped = False
         self._user_speaking = False  # server VAD: between speech_start and its end
@@ -123,7 +126,15 @@ class LiveSession:
 
     def open(self) -> None:
         if self._vad is not None:
-            self._vad_stream = self._vad.open(self._on_vad, self.vad_lags_ms)
+            stream = self._vad_stream = self._vad.open(self._on_vad, self.vad_lags_ms)
+            if self.settings.end_of_turn == "model":
+                self._turn_taking = TurnTaking(
+                    end_of_turn_settings(self.settings),
+                    self._vad.end_of_turn,
+                    stream.end_utterance,
+                    unavailable_reason=self._vad.end_of_turn_off_reason,
+                    clock=self._clock,
+                )
         self._sink(
             SessionStarted(
                 session_id=self.id,
@@ -144,6 +155,8 @@ class LiveSession:
         if self._vad_stream is not None:
             self._vad_stream.close()  # unregisters from the worker and releases the endpointer now
             self._vad_stream = None
+        if self._turn_taking is not None:
+            self._turn_taking.close()
         turn = self._turn
         if turn is not None and turn.running and turn.interrupt(tell_client=False):
             self._finalize(turn)
@@ -163,7 +176,8 @@ class LiveSession:
             case EndSpeaking(stamp=stamp):
                 self._on_end_speaking(stamp)
             case SubmitUtterance(pcm=pcm):
-                self._begin_turn(pcm=pcm)
+                now = self._clock()
+                self._begin_turn(pcm=pcm, spoken=(now - len(pcm) / (2 * INPUT_SAMPLE_RATE), now))
             case SendText(text=text, viewers=viewers):
                 self._begin_turn(text=text, viewers=viewers)
             case Interrupt(turn_id=turn_id, played_ms=played_ms, heard_text=heard):
@@ -195,6 +209,7 @@ class LiveSession:
 
     def _on_start_speaking(self, stamp: str) -> None:
         self._utterance, self._stamp, self._utterance_capped = bytearray(), stamp, False
+        self._utterance_started = self._clock()
         self._barge_in("speech")
 
     def _on_end_speaking(self, stamp: str) -> None:
@@ -208,7 +223,7 @@ class LiveSession:
         if not pcm:
             self._error(ErrorCode.INVALID_AUDIO, "the utterance held no audio")
             return
-        self._begin_turn(pcm=pcm)
+        self._begin_turn(pcm=pcm, spoken=(self._utterance_started, self._clock()))
 
     def _on_audio(self, pcm: bytes) -> None:
         if self._utterance is not None:
@@ -231,28 +246,66 @@ class LiveSession:
         self._vad_stream.push(pcm)  # a lagging stream drops its oldest audio (bounded backlog)
 
     def _on_vad(self, event) -> None:
+        taking = self._turn_taking
         match event:
             case SpeechStarted():
                 self._user_speaking = True
                 self._sink(SpeechDetected("speech_start"))
             case SpeechConfirmed(speech_ms=speech_ms):
                 self._barge_in("speech", speech_ms=speech_ms)
+            case SpeechPaused():
+                if taking is not None:
+                    taking.on_paused(event)
+            case SpeechResumed():
+                if taking is not None:
+                    taking.on_resumed()
             case SpeechEnded(pcm=pcm):
                 self._user_speaking = False
                 self._sink(SpeechDetected("speech_end"))
-                self._begin_turn(pcm=pcm)
+                now = self._clock()
+                # The turn's clock starts at the last voiced frame, not when the wait for more speech ended.
+                speech_end = now - event.silence_ms / 1000
+                if taking is not None:
+                    decided: dict[str, object] = {"eot_mode": "model", **taking.on_ended(event)}
+                else:
+                    decided = {"eot_mode": "silence", "eot_reason": "forced" if event.forced else "silence",
+                               "eot_silence_ms": event.silence_ms}  # fmt: skip
+                spoken = (speech_end - event.duration_ms / 1000, speech_end)
+                self._begin_turn(pcm=pcm, spoken=spoken, started_at=speech_end, decided_at=now, decided=decided)
             case SpeechDiscarded():
                 self._user_speaking = False
+                if taking is not None:
+                    taking.reset()
                 self._sink(SpeechDetected("speech_end"))
 
     # ------------------------------------------------------------ turns
 
     def _begin_turn(
-        self, *, text: str | None = None, pcm: bytes | None = None, viewers: tuple[ViewerEvent, ...] = ()
+        self,
+        *,
+        text: str | None = None,
+        pcm: bytes | None = None,
+        viewers: tuple[ViewerEvent, ...] = (),
+        spoken: tuple[float, float] | None = None,
+        started_at: float | None = None,
+        decided_at: float | None = None,
+        decided: dict[str, object] | None = None,
     ) -> None:
+        """Start the next turn. For an utterance: `spoken` is when it was said (clock times),
+        `started_at` the end of the user's speech, `decided_at` when its end was decided."""
+        previous = self._turn
+        # An echo needs the character's audio playing while the user spoke (checked before a barge-in cuts it).
+        echo_possible = spoken is not None and previous is not None and previous.played_during(*spoken)
         if not self._barge_in("new_input"):
             return
-        turn = Turn(self._ctx, self._sink, text=text, pcm=pcm, previous=self._turn, viewers=viewers, clock=self._clock)
+        turn = Turn(
+            self._ctx, self._sink, text=text, pcm=pcm, previous=previous, viewers=viewers,
+            started_at=started_at, clock=self._clock, echo_possible=echo_possible,
+        )  # fmt: skip
+        if decided_at is not None:
+            turn.marks["eot_decided"] = decided_at
+        if decided:
+            turn.extra.update(decided)
         self._turn = turn
         turn.start(asyncio.create_task(turn.run(), name=f"live-turn-{turn.id}"))
 

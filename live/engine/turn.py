@@ -55,6 +55,8 @@ from .tasks import cancel_and_wait, wait_ended
 INPUT_SAMPLE_RATE = 16000
 AGENT_CLOSE_TIMEOUT_S = 5.0
 PLAYBACK_REPORT_WAIT_S = 0.4
+ECHO_TAIL_S = 0.5
+"""After its estimated end the answer may still be heard: the client's buffer, the room's reverb."""
 
 
 class Phase(Enum):
@@ -98,6 +100,7 @@ class Turn:
         viewers: tuple[ViewerEvent, ...] = (),
         started_at: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        echo_possible: bool = False,
     ) -> None:
         self.id = uuid.uuid4().hex[:12]
         self.ctx = ctx
@@ -106,6 +109,7 @@ class Turn:
         self.pcm = pcm
         self.previous = previous
         self.viewers = viewers  # the live-room viewers this turn answers
+        self.echo_possible = echo_possible  # the previous answer played while this utterance was spoken
         self.clock = clock
         self.started_at = started_at if started_at is not None else clock()
         self.marks: dict[str, float] = {"speech_end" if pcm is not None else "text_in": self.started_at}
@@ -280,7 +284,7 @@ class Turn:
         reason = None
         if not text:
             reason = "empty_transcript"
-        elif self.ctx.echo is not None and self.ctx.echo.is_echo(text):
+        elif self.echo_possible and self.ctx.echo is not None and self.ctx.echo.is_echo(text):
             reason = "echo"
         if reason:
             self.emit(NothingHeard(self.id, reason))  # type: ignore[arg-type]
@@ -302,6 +306,24 @@ class Turn:
             return 0
         elapsed = ((self.clock() if at is None else at) - first_audio) * 1000
         return int(max(0, min(elapsed, self.stage.audio_ms)))
+
+    def played_during(self, start: float, end: float) -> bool:
+        """Whether this answer's audio could be heard between clock times `start` and `end`.
+
+        It plays from its first audio for as long as the client reported, or as estimated
+        (real time), until it was cut; a running answer may go on playing.
+        """
+        first_audio = self.marks.get("first_audio")
+        if first_audio is None or self.stage is None:
+            return False
+        if self.cut_at is not None:
+            played = self.played_ms if self.played_ms is not None else self.estimated_played_ms(self.cut_at)
+            until = min(first_audio + played / 1000, self.cut_at)
+        else:
+            until = first_audio + self.stage.audio_ms / 1000
+            if self.running:
+                until = max(until, self.clock())
+        return start < until + ECHO_TAIL_S and end > first_audio
 
     def unplayed_ms(self) -> int:
         """Audio of this answer the client should still be playing (an estimate; 0 once cut)."""

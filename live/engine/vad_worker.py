@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from ..audio.vad import Endpointer, VadEvent
 from ..audio.vad_batch import feed_streams
 from ..log import logger
+from .turn_model_worker import TurnModelWorker
 
 
 MAX_BACKLOG_BYTES = 5 * 16000 * 2
@@ -40,14 +41,15 @@ CYCLE_MS = 5.0
 class VadStream:
     """One session's microphone, as seen by the worker. Create with `VadWorker.open_stream`."""
 
-    __slots__ = ("_deliver", "_pending", "_pending_bytes", "_worker", "closed", "dropped_chunks", "endpointer",
-                 "failed", "lags_ms")  # fmt: skip
+    __slots__ = ("_deliver", "_end_request", "_pending", "_pending_bytes", "_worker", "closed", "dropped_chunks",
+                 "endpointer", "failed", "lags_ms")  # fmt: skip
 
     def __init__(self, worker: VadWorker, deliver: Callable[[VadEvent], None], lags_ms: deque[float]) -> None:
         self._worker = worker
         self._deliver = deliver
         self._pending: deque[tuple[bytes, float]] = deque()  # (pcm, queued at)
         self._pending_bytes = 0
+        self._end_request: int | None = None  # a pause id: end the utterance if still in that pause
         self.endpointer: Endpointer | None = None  # built off the loop; audio queues meanwhile
         self.lags_ms = lags_ms
         self.dropped_chunks = 0
@@ -73,6 +75,14 @@ class VadStream:
             self.dropped_chunks += 1
         self._worker.mark(self)
 
+    def end_utterance(self, pause_id: int) -> None:
+        """End the current utterance at the next cycle if the user is still silent in pause `pause_id`
+        (its `SpeechEnded` comes as usual, after the audio queued before this call); never blocks."""
+        if self.closed or self.failed:
+            return
+        self._end_request = pause_id
+        self._worker.mark(self)
+
     def close(self) -> None:
         """Unregister: no more events; the endpointer (and its model state) is released."""
         if self.closed:
@@ -83,15 +93,18 @@ class VadStream:
         self.endpointer = None
         self._worker.forget(self)
 
-    def _take(self) -> tuple[bytes, float] | None:
-        """All pending audio and when its oldest chunk was queued."""
-        if not self._pending or self.endpointer is None:
+    def _take(self) -> tuple[bytes, float, int | None] | None:
+        """All pending audio, when its oldest chunk was queued, and the pending end request."""
+        if (not self._pending and self._end_request is None) or self.endpointer is None:
             return None
+        end, self._end_request = self._end_request, None
+        if not self._pending:
+            return b"", self._worker.clock(), end
         queued_at = self._pending[0][1]
         pcm = b"".join(chunk for chunk, _ in self._pending)
         self._pending.clear()
         self._pending_bytes = 0
-        return pcm, queued_at
+        return pcm, queued_at, end
 
     def _emit(self, events: list[VadEvent]) -> None:
         for event in events:
@@ -206,18 +219,29 @@ class VadWorker:
             if not batch:
                 continue
             work = [(s.endpointer, taken[0]) for s, taken in batch]
-            job: Future = executor.submit(feed_streams, work)
+            ends = [taken[2] for _, taken in batch]
+            job: Future = executor.submit(_cycle, work, ends)
             try:
                 results = await asyncio.wrap_future(job, loop=loop)
             except Exception:
                 logger.exception("live VAD: a cycle over %d streams failed; their audio is dropped", len(batch))
                 continue
             done = self.clock()
-            for (stream, (_, queued_at)), events in zip(batch, results):
+            for (stream, (_, queued_at, _end)), events in zip(batch, results):
                 if stream.closed:
                     continue
                 stream.lags_ms.append((done - queued_at) * 1000)
                 stream._emit(events)
+
+
+def _cycle(work: list[tuple[Endpointer, bytes]], ends: list[int | None]) -> list[list[VadEvent]]:
+    """One cycle on the worker thread: feed the audio, then act on end requests (audio queued
+    before a request was heard before it: a user who spoke again keeps the utterance going)."""
+    results = feed_streams(work)
+    for (endpointer, _), end, events in zip(work, ends, results):
+        if end is not None:
+            events.extend(endpointer.end_utterance(end))
+    return results
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +250,9 @@ class ServerVad:
 
     worker: VadWorker
     make_endpointer: Callable[[], Endpointer]
+    end_of_turn: TurnModelWorker | None = None
+    """The server's end-of-turn model (None: the silence rule, for `end_of_turn_off_reason`)."""
+    end_of_turn_off_reason: str = "model_off"
 
     def open(self, deliver: Callable[[VadEvent], None], lags_ms: deque[float]) -> VadStream:
         return self.worker.open_stream(self.make_endpointer, deliver, lags_ms)

@@ -7,6 +7,7 @@ from typing import Any
 
 from astrbot.api import logger as host_logger
 
+from ..audio.turn_model import EndOfTurnModel
 from ..audio.vad import Endpointer, VadSettings
 from ..audio.vad_batch import VadClassifiers
 from ..config import LiveSettings
@@ -35,7 +36,8 @@ def endpointer_factory(classifiers: VadClassifiers) -> Callable[[LiveSettings], 
 def vad_settings(settings: LiveSettings) -> VadSettings:
     return VadSettings(
         threshold=settings.vad_threshold,
-        silence_ms=settings.vad_silence_ms,
+        silence_ms=settings.vad_end_silence_ms,
+        pause_marks_ms=settings.vad_pause_marks_ms,
         min_speech_ms=settings.vad_min_speech_ms,
         preroll_ms=settings.vad_preroll_ms,
         confirm_ms=settings.barge_in_min_speech_ms,
@@ -51,6 +53,7 @@ def build_services(context: Any, settings: Callable[[], LiveSettings]) -> Servic
         speech=HostSpeech(context, settings),
         chat=ChatBridge,
         endpointer=endpointer_factory(VadClassifiers("auto")),
+        turn_model=EndOfTurnModel,  # loaded by the server's end-of-turn worker, the first time a session wants it
         dialects={
             "astrbot": lambda s, chat: AstrBotLiveDialect(s.limits.max_text_chars, chat_default=chat),
             "olv": lambda s, chat: OlvDialect(s.limits.max_text_chars, chat_default=chat),

@@ -19,6 +19,8 @@ from ..config import LiveSettings
 from ..engine.events import ErrorRaised
 from ..engine.ports import Conversation
 from ..engine.session import LiveSession
+from ..engine.end_of_turn import EndOfTurnSettings
+from ..engine.turn_model_worker import TurnModelWorker
 from ..engine.vad_worker import ServerVad, VadWorker
 from ..errors import AuthError, CloseCode, ErrorCode, LiveError
 from ..log import logger
@@ -39,6 +41,10 @@ class LiveServer:
         self.connections: dict[str, Connection] = {}
         # Server VAD of every session runs on this one worker (one thread hop per cycle, not per chunk).
         self.vad = VadWorker() if services.endpointer is not None else None
+        # The end-of-turn model of every session: its own thread, loaded when a session first wants it.
+        self.end_of_turn = (
+            TurnModelWorker(services.turn_model) if services.turn_model is not None and self.vad is not None else None
+        )
         self.rooms = Rooms(lambda: self._settings().room_linger_s)
         self.accepting = True
 
@@ -110,7 +116,7 @@ class LiveServer:
     def _session(self, session_id, conversation, settings, sink, request: ConnectRequest) -> LiveSession:
         factory = self._services.endpointer
         use_vad = request.server_vad and factory is not None and self.vad is not None
-        vad = ServerVad(self.vad, lambda: factory(settings)) if use_vad else None
+        vad = ServerVad(self.vad, lambda: factory(settings), self.end_of_turn) if use_vad else None
         return LiveSession(
             session_id=session_id,
             conversation=conversation,
@@ -163,6 +169,8 @@ class LiveServer:
         await self.rooms.close_all()
         if self.vad is not None:
             await self.vad.aclose()
+        if self.end_of_turn is not None:
+            await self.end_of_turn.aclose()
 
     def status(self) -> dict[str, Any]:
         lags = [lag for c in self.connections.values() for lag in c.session.vad_lags_ms]
@@ -173,4 +181,27 @@ class LiveServer:
             "busy": sum(1 for c in self.connections.values() if c.session.busy),
             "rooms": len(self.rooms.rooms),
             "vad_lag_p99_ms": round(p99, 2),
+            **self.end_of_turn_status(detail=True),
         }
+
+    def end_of_turn_status(self, *, detail: bool = False) -> dict[str, Any]:
+        """How server-VAD turns end now: `model`, or `silence` with the reason; `detail` adds the
+        model worker's state and counts (for the signed-in plugin status, not the public health)."""
+        settings = self._settings()
+        model = self.end_of_turn
+        if settings.end_of_turn != "model":
+            mode, reason = "silence", "setting"
+        elif self.vad is None:
+            mode, reason = "silence", "server_vad_unavailable"
+        elif model is None:
+            mode, reason = "silence", "model_off"
+        elif model.state == "unavailable":
+            mode, reason = "silence", model.reason
+        elif model.state == "ready" and model.lag_ms() > EndOfTurnSettings().max_model_lag_ms:
+            mode, reason = "silence", "model_overloaded"
+        else:
+            mode, reason = "model", None  # loaded, or loads with the first session that wants it
+        status: dict[str, Any] = {"end_of_turn": mode, "end_of_turn_reason": reason}
+        if detail and model is not None:
+            status["end_of_turn_model"] = model.describe()
+        return status

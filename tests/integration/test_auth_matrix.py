@@ -169,7 +169,8 @@ SOCKET_ROW = {
 
 
 def _only_accepting(body: Any) -> bool:
-    return body == {"ok": True, "data": {"accepting": True}}
+    # the public health tells whether Live Mode serves and how turns end, nothing about users or sessions
+    return body["ok"] is True and body["data"].keys() == {"accepting", "end_of_turn", "end_of_turn_reason"}
 
 
 def _status(body: Any) -> bool:
@@ -180,7 +181,7 @@ def _no_status(body: Any) -> bool:
     return not (isinstance(body, dict) and "sessions" in json.dumps(body))
 
 
-HEALTH = Http(200, _only_accepting, "public, and says only whether Live Mode accepts sockets")
+HEALTH = Http(200, _only_accepting, "public, and says only whether Live Mode accepts sockets and how turns end")
 PAGE = Http(200, lambda body: isinstance(body, str) and "<html" in body.lower(), "public: the page asks for a login itself")
 STATUS = Http(200, _status, "the status")
 NO_STATUS_401 = Http(401, _no_status, "no status")

@@ -1,0 +1,165 @@
+"""The end-of-turn model worker (own thread, lazy load, batching, bounded queue, close), the
+settings' clamping, and the echo guard's "only while the character's audio played" rule."""
+
+import asyncio
+import threading
+
+import pytest
+
+from live.audio.turn_model import TurnModelUnavailable
+from live.config import LiveSettings
+from live.engine.events import NothingHeard, SendText, SubmitUtterance, TurnMetrics, UserTranscribed
+from live.engine.turn_model_worker import TurnModelWorker
+from tests.harness.fake_ports import harness, until  # noqa: F401 (a fixture)
+
+
+class HeldModel:
+    def __init__(self) -> None:
+        self.calls: list[list[bytes]] = []
+        self.threads: set[str] = set()
+        self.hold = threading.Event()
+        self.hold.set()
+        self.running = threading.Event()
+
+    def predict(self, batch) -> list[float]:
+        self.threads.add(threading.current_thread().name)
+        self.running.set()
+        self.hold.wait(10)
+        self.calls.append(list(batch))
+        return [len(pcm) / 100 for pcm in batch]
+
+
+async def ready(worker: TurnModelWorker) -> None:
+    worker.warm()
+    await until(lambda: worker.state != "loading")
+
+
+async def test_loaded_once_lazily_and_run_on_its_own_thread():
+    loads: list[str] = []
+    model = HeldModel()
+
+    def load():
+        loads.append(threading.current_thread().name)
+        return model
+
+    worker = TurnModelWorker(load)
+    assert worker.state == "not_loaded" and not worker.status().available and loads == []
+    await ready(worker)
+    worker.warm()
+    assert worker.state == "ready" and len(loads) == 1
+    assert await worker.ask(b"x" * 50) == 0.5
+    assert model.threads == set(loads) and loads[0].startswith("live-end-of-turn")
+    await worker.aclose()
+
+
+async def test_requests_that_arrive_together_run_as_one_batch():
+    model = HeldModel()
+    worker = TurnModelWorker(lambda: model, max_batch=4)
+    await ready(worker)
+    model.hold.clear()
+    first = worker.ask(b"a")
+    await asyncio.to_thread(model.running.wait, 5)
+    rest = [worker.ask(bytes(n)) for n in (10, 20, 30, 40, 50)]  # queue while the first runs
+    model.hold.set()
+    scores = await asyncio.gather(first, *rest)
+    assert scores == [0.01, 0.1, 0.2, 0.3, 0.4, 0.5]
+    assert [len(c) for c in model.calls] == [1, 4, 1]  # batched, at most max_batch at once
+    assert worker.stats["batches"] == 3
+    await worker.aclose()
+
+
+async def test_a_full_queue_refuses_at_once_and_reports_overload():
+    model = HeldModel()
+    worker = TurnModelWorker(lambda: model, max_queue=2)
+    await ready(worker)
+    model.hold.clear()
+    running = worker.ask(b"a")
+    await asyncio.to_thread(model.running.wait, 5)
+    waiting = [worker.ask(b"b"), worker.ask(b"c")]
+    assert worker.status().lag_ms == float("inf")
+    refused = worker.ask(b"d")
+    with pytest.raises(TurnModelUnavailable) as info:
+        await refused
+    assert info.value.reason == "queue_full" and worker.stats["refused"] == 1
+    model.hold.set()
+    assert len(await asyncio.gather(running, *waiting)) == 3
+    await worker.aclose()
+
+
+async def test_a_load_failure_makes_it_unavailable_with_the_reason():
+    def broken():
+        raise OSError("disk on fire")
+
+    worker = TurnModelWorker(broken)
+    await ready(worker)
+    status = worker.status()
+    assert worker.state == "unavailable" and not status.available and status.reason == "load_failed"
+    with pytest.raises(TurnModelUnavailable):
+        await worker.ask(b"x")
+    await worker.aclose()
+
+
+async def test_close_fails_the_waiting_requests_and_does_not_wait_for_a_run():
+    model = HeldModel()
+    worker = TurnModelWorker(lambda: model)
+    await ready(worker)
+    model.hold.clear()
+    running = worker.ask(b"a")
+    await asyncio.to_thread(model.running.wait, 5)
+    waiting = worker.ask(b"b")
+    await asyncio.wait_for(worker.aclose(), 2)  # the held run is still in its thread
+    for answer in (running, waiting):
+        with pytest.raises(TurnModelUnavailable):
+            await answer
+    assert worker.state == "closed" and not [t for t in asyncio.all_tasks() if t.get_name() == "live-end-of-turn-model"]
+    model.hold.set()
+
+
+def test_settings_keep_the_pause_below_the_fallback_and_the_limit_above_it():
+    default = LiveSettings.from_config({})
+    assert (default.end_of_turn, default.end_of_turn_pause_ms, default.end_of_turn_max_silence_ms) == ("model", 200, 2500)
+    assert default.vad_end_silence_ms == 2500 and default.vad_pause_marks_ms == (200, 500)
+    tight = LiveSettings.from_config(
+        {"vad_silence_ms": 150, "end_of_turn_pause_ms": 400, "end_of_turn_max_silence_ms": 100}
+    )
+    assert tight.end_of_turn_pause_ms == 100 < tight.vad_silence_ms == 150
+    assert tight.end_of_turn_max_silence_ms == 500
+    long_rule = LiveSettings.from_config({"vad_silence_ms": 4000, "end_of_turn_max_silence_ms": 2500})
+    assert long_rule.end_of_turn_max_silence_ms == 4000  # the long limit is never shorter than the rule
+    off = LiveSettings.from_config({"end_of_turn": "SILENCE"})
+    assert off.end_of_turn == "silence" and off.vad_end_silence_ms == 500 and off.vad_pause_marks_ms == ()
+    assert LiveSettings.from_config({"end_of_turn": "guess"}).end_of_turn == "model"
+
+
+# --- the echo guard -------------------------------------------------------------------
+
+ANSWER = "The weather is sunny and warm today."
+
+
+async def answered(h) -> None:
+    """A first turn whose audio the client is now playing (fake TTS: 10 ms per character)."""
+    h.agent.script.append((ANSWER,))
+    h.session.handle(SendText("weather?"))
+    await h.until(TurnMetrics)
+
+
+async def test_a_repeat_of_the_answer_while_it_plays_is_dropped_as_echo_with_a_notice(harness):  # noqa: F811
+    h = harness()
+    await answered(h)
+    h.clock.advance(100)  # 100 ms into the 360 ms answer
+    h.transcriber.text = "the weather is sunny and warm today"
+    h.session.handle(SubmitUtterance(bytes(3200)))  # 100 ms of speech: said while it played
+    notices = await h.until(NothingHeard)
+    assert notices[0].reason == "echo" and len(h.of(UserTranscribed)) == 1  # only the first turn's text
+    assert len(h.agent.runs) == 1
+
+
+async def test_the_same_words_after_the_answer_finished_playing_are_answered(harness):  # noqa: F811
+    h = harness()
+    await answered(h)
+    h.clock.advance(3000)  # the 360 ms answer ended long ago
+    h.transcriber.text = "the weather is sunny and warm today"
+    h.agent.script.append(("Yes, it is.",))
+    h.session.handle(SubmitUtterance(bytes(3200)))
+    users = await h.until(UserTranscribed, 2)
+    assert users[-1].text == "the weather is sunny and warm today" and h.of(NothingHeard) == []
