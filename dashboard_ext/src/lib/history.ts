@@ -19,15 +19,29 @@ interface HistoryRow {
   created_at?: unknown
 }
 
+/**
+ * A markdown link or image, `[label](url)` / `![alt](url)`; the url may hold one level of
+ * parentheses (`…/Foo_(bar)`) and an optional `"title"`.
+ */
+const MARKDOWN_LINK = /!?\[([^\[\]\n]*)\]\(\s*([^()\s]*(?:\([^()\s]*\)[^()\s]*)*)(?:\s+"[^"\n]*")?\s*\)/g
+
+/**
+ * Markdown links read as their label (the url when the label is empty): host replies such as the
+ * WebChat `/live` command's are markdown, and the transcript shows plain text, never HTML.
+ */
+export function markdownLinksAsText(text: string): string {
+  return text.replace(MARKDOWN_LINK, (_all, label: string, url: string) => label.trim() || url)
+}
+
 /** The text of a message's parts: plain text as is, other parts (images, files…) as a short tag. */
 function partsText(parts: unknown): string {
-  if (typeof parts === 'string') return parts
+  if (typeof parts === 'string') return markdownLinksAsText(parts)
   if (!Array.isArray(parts)) return ''
   return parts
     .map((p) => {
       if (!p || typeof p !== 'object') return ''
       const part = p as { type?: unknown; text?: unknown }
-      if (part.type === 'plain') return typeof part.text === 'string' ? part.text : ''
+      if (part.type === 'plain') return typeof part.text === 'string' ? markdownLinksAsText(part.text) : ''
       return typeof part.type === 'string' ? `[${part.type}]` : ''
     })
     .filter(Boolean)
