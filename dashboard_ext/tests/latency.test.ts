@@ -22,6 +22,16 @@ describe('summarizeTimeline', () => {
     expect(s.firstAudioMs).toBe(700)
   })
 
+  it('starts at the end of speech and shows the end-of-turn wait as its own stage', () => {
+    const s = summarizeTimeline({ speech_end: 0, eot_decided: 230, stt_done: 400, first_audio: 700 })
+    expect(s.segments.map((x) => [x.stage, x.from, x.to])).toEqual([
+      ['wait', 0, 230],
+      ['stt', 230, 400],
+      ['tts', 400, 700],
+    ])
+    expect(s.firstAudioMs).toBe(700) // from the last word, not from the decision
+  })
+
   it('includes the agent start and measures typed turns from text_in', () => {
     const s = summarizeTimeline({ text_in: 0, agent_start: 5, llm_first_token: 300, first_tts_start: 350, first_audio: 420 })
     expect(s.segments.map((x) => [x.stage, x.ms])).toEqual([

@@ -6,12 +6,12 @@ returns the probability that the speaker is done. It hears intonation and unfini
 phrases ("I need to, um," scores low; "What time is it?" high), so a short pause can
 end a turn when the speech sounds finished and a long one need not when it does not.
 
-Synchronous on purpose: it runs off the event loop in a worker thread (the shared VAD
-worker's, `live.engine.vad_worker`), on the utterances of all sessions that paused in
-one cycle, as one batched `predict` call. The model's batch dimension is dynamic, so a
-batch is one ONNX run (split into runs of at most `max_batch` inputs to bound memory).
-Each input costs ~110 ms of one core whatever the batch size, so the caller bounds how
-many it asks per cycle; the VAD of every session waits while the thread is busy.
+Synchronous on purpose: it runs off the event loop on a thread of its own
+(`live.engine.turn_model_worker`; not the shared VAD thread, whose every session would
+stall ~110 ms per call), on the utterances of the sessions that paused meanwhile, as one
+batched `predict` call. The model's batch dimension is dynamic, so a batch is one ONNX
+run (split into runs of at most `max_batch` inputs to bound memory). Each input costs
+~110 ms of one core whatever the batch size, so the caller bounds how many it queues.
 
 Anything that stops the model from running (no onnxruntime, the file missing or not
 the one we shipped, a load or inference failure) raises `TurnModelUnavailable`, whose

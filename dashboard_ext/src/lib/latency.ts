@@ -3,6 +3,7 @@ import type { Timeline } from './protocol'
 /** Milestones in the order a voice turn passes them. */
 export const MILESTONES = [
   'speech_end',
+  'eot_decided',
   'stt_done',
   'agent_start',
   'llm_first_token',
@@ -14,6 +15,7 @@ export type Milestone = (typeof MILESTONES)[number]
 
 /** Name of the stage that ends at each milestone (i18n key under metrics.seg). */
 const STAGE: Partial<Record<Milestone, string>> = {
+  eot_decided: 'wait', // server VAD: the silence waited before the turn's end was decided
   stt_done: 'stt',
   agent_start: 'agent',
   llm_first_token: 'llm',

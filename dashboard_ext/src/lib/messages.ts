@@ -48,6 +48,7 @@ export const en = {
     headline: 'First audio after {ms} ms',
     total: 'Turn took {ms} ms',
     seg: {
+      wait: 'End of turn',
       stt: 'Speech to text',
       agent: 'Agent start',
       llm: 'First token',
@@ -186,7 +187,7 @@ export const zh: Messages = {
     empty: '还没有测量过的回合。',
     headline: '首段音频用时 {ms} ms',
     total: '整个回合 {ms} ms',
-    seg: { stt: '语音识别', agent: '进入流水线', llm: '首个 token', sentence: '首句', tts: '首段音频', rest: '回合其余部分' },
+    seg: { wait: '判断说完', stt: '语音识别', agent: '进入流水线', llm: '首个 token', sentence: '首句', tts: '首段音频', rest: '回合其余部分' },
     input: { voice: '语音输入', text: '文字输入' },
   },
   mic: {

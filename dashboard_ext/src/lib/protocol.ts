@@ -46,6 +46,8 @@ export interface HelloData {
 export interface Timeline {
   speech_end?: number
   text_in?: number
+  /** Server VAD: when the end of the turn was decided (after `speech_end`, the user's last voiced audio). */
+  eot_decided?: number
   stt_done?: number
   agent_start?: number
   llm_first_token?: number
