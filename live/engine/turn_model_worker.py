@@ -85,8 +85,17 @@ class TurnModelWorker:
             return
         self.state = "loading"
         loop = asyncio.get_running_loop()
-        self._loading = asyncio.wrap_future(self._thread().submit(self._load), loop=loop)
+        self._loading = asyncio.wrap_future(self._thread().submit(self._load_and_warm_up), loop=loop)
         self._loading.add_done_callback(self._loaded)
+
+    def _load_and_warm_up(self) -> TurnModel:
+        """On the worker's thread: load, then one run on silence (an ONNX session's first run is
+        several times slower than the next ones: the first user's pause must not pay for it)."""
+        model = self._load()
+        started = self.clock()
+        model.predict([bytes(2 * 16000)])
+        self.item_ms = (self.clock() - started) * 1000
+        return model
 
     def _loaded(self, made: asyncio.Future) -> None:
         self._loading = None

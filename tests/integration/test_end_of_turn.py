@@ -19,6 +19,16 @@ def pause(seconds: float) -> bytes:
     return noise(seconds, seed=11)
 
 
+async def model_ready(astrbot) -> None:
+    """A model-mode session asked for the model at connect: wait until it is loaded (and warmed up)."""
+    worker = astrbot.plugin().server.end_of_turn
+    for _ in range(300):
+        if worker.state in ("ready", "unavailable"):
+            break
+        await asyncio.sleep(0.1)
+    assert worker.state == "ready", worker.reason
+
+
 async def metrics_of(client, turn: str) -> dict:
     return (await client.until("metrics", turn=turn, timeout=30))["data"]
 
@@ -28,6 +38,7 @@ async def test_a_complete_question_ends_at_the_short_pause_decided_by_the_model(
     fake.script_reply("It is noon.")
     client = await connect()
     await client.until("hello")
+    await model_ready(astrbot)
     await stream(client, pause(0.6) + with_noise(say("What time is it now?")) + pause(1.5))
     user = await client.until("user_msg", timeout=30)
     data = await metrics_of(client, user["turn"])
@@ -42,11 +53,12 @@ THINKING = "I need to, um,"
 CONTINUATION = "book a table for two people tonight."
 
 
-async def test_a_thinking_pause_shorter_than_the_long_limit_stays_one_turn(connect, fake, say):
+async def test_a_thinking_pause_shorter_than_the_long_limit_stays_one_turn(astrbot, connect, fake, say):
     fake.script_transcript("i need to um book a table for two people tonight")
     fake.script_reply("For two, tonight. Done.")
     client = await connect()
     await client.until("hello")
+    await model_ready(astrbot)
     audio = pause(0.6) + with_noise(say(THINKING)) + pause(0.8) + with_noise(say(CONTINUATION)) + pause(3.0)
     await stream(client, audio)
     user = await client.until("user_msg", timeout=30)
@@ -76,18 +88,15 @@ async def test_the_same_pause_splits_the_turn_under_the_silence_rule(connect, fa
 
 async def test_health_and_status_say_how_turns_end(astrbot, connect, tune):
     client = await connect()
-    await client.until("hello")  # a model-mode session has asked for the model by now
+    await client.until("hello")
+    await model_ready(astrbot)
     server = astrbot.plugin().server
 
     async def status():
         return server.status()
 
-    for _ in range(100):
-        detail = astrbot.call(status)["end_of_turn_model"]
-        if detail["state"] in ("ready", "unavailable"):
-            break
-        await asyncio.sleep(0.1)
-    assert detail["state"] == "ready" and detail["reason"] is None
+    detail = astrbot.call(status)["end_of_turn_model"]
+    assert detail["state"] == "ready" and detail["reason"] is None and detail["item_ms"] > 0
     assert await health(astrbot) == {"accepting": True, "end_of_turn": "model", "end_of_turn_reason": None}
     tune(end_of_turn="silence")
     assert await health(astrbot) == {"accepting": True, "end_of_turn": "silence", "end_of_turn_reason": "setting"}

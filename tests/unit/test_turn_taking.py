@@ -7,6 +7,7 @@ steps, so the stream time at which each pause is reported is exact; the session'
 
 import asyncio
 import threading
+import time
 from dataclasses import replace
 
 import pytest
@@ -40,8 +41,13 @@ class FakeModel:
         self.hold = threading.Event()
         self.hold.set()
         self.running = threading.Event()
+        self.warm_up: list[bytes] | None = None
 
     def predict(self, batch) -> list[float]:
+        if self.warm_up is None:  # the worker's warm-up run right after loading: it times one input
+            self.warm_up = list(batch)
+            time.sleep(0.12)  # what the real model costs on one core
+            return [0.0] * len(batch)
         self.running.set()
         self.hold.wait(10)
         self.batches.append(len(batch))
@@ -184,7 +190,12 @@ async def test_a_model_that_answers_too_late_falls_back_at_the_silence_rule(harn
 
 async def test_a_failing_model_run_falls_back_for_that_pause(harness, servers):  # noqa: F811
     class Broken:
+        warmed = False
+
         def predict(self, batch):
+            if not self.warmed:
+                self.warmed = True
+                return [0.0]
             raise TurnModelUnavailable("inference_failed", "boom")
 
     h, model = await session_with(harness, servers, Broken)
@@ -217,7 +228,7 @@ async def test_silence_mode_never_asks_the_model_and_ends_at_the_fixed_silence(h
     extra = (await h.until(TurnMetrics))[0].extra
     assert extra["eot_mode"] == "silence" and extra["eot_reason"] == "silence"
     assert 500 <= extra["eot_silence_ms"] < 600
-    assert model.state == "not_loaded" and fake.batches == []
+    assert model.state == "not_loaded" and fake.batches == [] and fake.warm_up is None
 
 
 # --- the endpointer's side ------------------------------------------------------------

@@ -20,9 +20,13 @@ class HeldModel:
         self.hold = threading.Event()
         self.hold.set()
         self.running = threading.Event()
+        self.warm_up: list[bytes] | None = None
 
     def predict(self, batch) -> list[float]:
         self.threads.add(threading.current_thread().name)
+        if self.warm_up is None:  # the worker's warm-up run right after loading
+            self.warm_up = list(batch)
+            return [0.0] * len(batch)
         self.running.set()
         self.hold.wait(10)
         self.calls.append(list(batch))
@@ -47,6 +51,7 @@ async def test_loaded_once_lazily_and_run_on_its_own_thread():
     await ready(worker)
     worker.warm()
     assert worker.state == "ready" and len(loads) == 1
+    assert model.warm_up == [bytes(32000)]  # one run on 1 s of silence before the first real one
     assert await worker.ask(b"x" * 50) == 0.5
     assert model.threads == set(loads) and loads[0].startswith("live-end-of-turn")
     await worker.aclose()
@@ -163,3 +168,14 @@ async def test_the_same_words_after_the_answer_finished_playing_are_answered(har
     h.session.handle(SubmitUtterance(bytes(3200)))
     users = await h.until(UserTranscribed, 2)
     assert users[-1].text == "the weather is sunny and warm today" and h.of(NothingHeard) == []
+
+
+async def test_a_failing_warm_up_run_makes_it_unavailable():
+    class Broken:
+        def predict(self, batch):
+            raise TurnModelUnavailable("inference_failed", "bad graph")
+
+    worker = TurnModelWorker(Broken)
+    await ready(worker)
+    assert worker.state == "unavailable" and worker.status().reason == "inference_failed"
+    await worker.aclose()
