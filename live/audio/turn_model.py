@@ -43,7 +43,10 @@ MAX_BATCH = 16
 """Inputs per ONNX run, to bound its memory. Batching saves no CPU per input (~110 ms each on
 one core, see live/models/smart_turn/README.md): the caller bounds how many it submits at once."""
 
-UnavailableReason = Literal["onnxruntime_missing", "model_missing", "model_mismatch", "load_failed", "inference_failed"]
+UnavailableReason = Literal[
+    "onnxruntime_missing", "model_missing", "model_mismatch", "load_failed", "inference_failed",
+    "queue_full", "closed",  # from the server's worker (live.engine.turn_model_worker)
+]  # fmt: skip
 
 
 class TurnModelUnavailable(RuntimeError):

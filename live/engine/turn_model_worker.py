@@ -155,8 +155,11 @@ class TurnModelWorker:
         answer: asyncio.Future[float] = loop.create_future()
         if self.state != "ready" or len(self._queue) >= self.max_queue:
             self.stats["refused"] += 1
-            reason = "queue_full" if self.state == "ready" else (self.reason or f"model_{self.state}")
-            answer.set_exception(TurnModelUnavailable(reason, "the end-of-turn model cannot take a request"))  # type: ignore[arg-type]
+            if self.state == "ready":
+                answer.set_exception(TurnModelUnavailable("queue_full", f"{self.max_queue} requests wait already"))
+            else:
+                answer.set_exception(TurnModelUnavailable("closed" if self.state == "closed" else "load_failed",
+                                                          f"the model is {self.state}: {self.reason}"))  # fmt: skip
             return answer
         self.stats["asked"] += 1
         self._queue.append((pcm, answer, self.clock()))
@@ -186,17 +189,13 @@ class TurnModelWorker:
                     self._thread().submit(self._model.predict, [pcm for pcm, _, _ in batch]), loop=loop
                 )
             except asyncio.CancelledError:
-                for _, answer, _ in batch:
-                    if not answer.done():
-                        answer.set_exception(TurnModelUnavailable("closed", "the server is closing"))  # type: ignore[arg-type]
+                _fail([answer for _, answer, _ in batch], _closing())
                 raise
             except Exception as exc:
                 self.stats["failed"] += 1
-                failure = exc if isinstance(exc, TurnModelUnavailable) else TurnModelUnavailable("inference_failed", str(exc))
                 logger.warning("live end of turn: a model run over %d utterances failed: %s", len(batch), exc)
-                for _, answer, _ in batch:
-                    if not answer.done():
-                        answer.set_exception(failure)
+                failure = exc if isinstance(exc, TurnModelUnavailable) else None
+                _fail([answer for _, answer, _ in batch], failure or TurnModelUnavailable("inference_failed", str(exc)))
                 continue
             finally:
                 self._running_since, self._running_items = None, 0
@@ -221,13 +220,21 @@ class TurnModelWorker:
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-        while self._queue:
-            _, answer, _ = self._queue.popleft()
-            if not answer.done():
-                answer.set_exception(TurnModelUnavailable("closed", "the server is closing"))  # type: ignore[arg-type]
+        _fail([answer for _, answer, _ in self._queue], _closing())
+        self._queue.clear()
         if self._loading is not None:
             self._loading.cancel()
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
         self._model = None
+
+
+def _closing() -> TurnModelUnavailable:
+    return TurnModelUnavailable("closed", "the server is closing")
+
+
+def _fail(answers: list[asyncio.Future[float]], exc: TurnModelUnavailable) -> None:
+    for answer in answers:
+        if not answer.done():
+            answer.set_exception(exc)

@@ -79,7 +79,12 @@ class TurnTaking:
 
     def on_resumed(self) -> None:
         self._vad_pause_id = None
-        self.policy.on_speech()
+        if self.policy.decision is not None:
+            # The end was decided, but the user spoke again before the endpointer acted on it
+            # (it refuses a stale pause): the same utterance goes on, judged afresh.
+            self.policy.reset()
+        else:
+            self.policy.on_speech()
 
     def on_ended(self, event: SpeechEnded) -> dict[str, object]:
         """The utterance ended (as asked, or at the endpointer's own limits): the metrics fields."""

@@ -78,7 +78,8 @@ async def test_the_same_pause_splits_the_turn_under_the_silence_rule(connect, fa
     fake.script_reply("Done.")
     client = await connect()
     await client.until("hello")
-    await stream(client, pause(0.6) + with_noise(say(THINKING)) + pause(0.8) + with_noise(say(CONTINUATION)) + pause(1.0))
+    audio = pause(0.6) + with_noise(say(THINKING)) + pause(0.8) + with_noise(say(CONTINUATION)) + pause(1.0)
+    await stream(client, audio)
     first = await client.until("user_msg", timeout=30)
     second = await client.until("user_msg", timeout=30)
     assert [first["data"]["text"], second["data"]["text"]] == ["i need to um", "book a table for two people tonight"]

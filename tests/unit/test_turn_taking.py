@@ -265,3 +265,29 @@ def test_without_marks_the_endpointer_behaves_as_before():
     plain = Endpointer(VadSettings(), EnergyClassifier()).feed(silence_pcm(0.3) + SPEECH + silence_pcm(0.7))
     assert [type(e) for e in plain] == [SpeechStarted, type(plain[1]), SpeechEnded]
     assert plain[-1].silence_ms >= 500
+
+
+async def test_an_end_decided_just_before_the_user_speaks_again_does_not_cut_the_utterance():
+    """The model says done, but the endpointer hears more speech before it acts on the request."""
+    from live.engine.end_of_turn import EndOfTurnSettings
+    from live.engine.turn_taking import TurnTaking
+
+    requests: list[int] = []
+    ep = Endpointer(VadSettings(silence_ms=2500, pause_marks_ms=(200, 500)), EnergyClassifier())
+    taking = TurnTaking(EndOfTurnSettings(), None, requests.append, unavailable_reason="model_missing")
+    events = ep.feed(silence_pcm(0.3) + SPEECH + silence_pcm(0.55))
+    for event in events:
+        if isinstance(event, SpeechPaused):
+            taking.on_paused(event)
+    assert len(requests) == 1 and taking.policy.decision is not None  # fallback at 500 ms: end asked
+    resumed = ep.feed(speech_like_pcm(0.5, seed=5))  # ... but the user went on first
+    assert ep.end_utterance(requests[0]) == [] and any(isinstance(e, SpeechResumed) for e in resumed)
+    taking.on_resumed()
+    assert taking.policy.decision is None
+    for event in ep.feed(silence_pcm(0.55)):
+        if isinstance(event, SpeechPaused):
+            taking.on_paused(event)
+    assert len(requests) == 2
+    (ended,) = ep.end_utterance(requests[1])
+    fields = taking.on_ended(ended)
+    assert fields["eot_reason"] == "fallback_silence" and fields["eot_fallback_detail"] == "model_missing"
