@@ -4,7 +4,8 @@
 acted on the moment it is read. Every task the session starts is owned here
 and ended by `close()`. The session owns the agent state (listening, thinking,
 speaking) and decides, in `_barge_in`, when the user cuts the answer; the
-`Turn` does the cutting.
+`Turn` does the cutting. With server VAD and `end_of_turn=model`, `TurnTaking`
+decides when the user is done (the end-of-turn model at a short pause).
 """
 
 from __future__ import annotations
