@@ -99,7 +99,8 @@ describe('Conversation', () => {
     ])
     expect(c.hello?.conversation_id).toBe('cid')
     expect(c.entries[0]).toMatchObject({ role: 'notice', code: 'STT_FAILED', text: 'no STT provider' })
-    expect(c.notHeardCount).toBe(1)
+    expect(c.notHeardCount).toBe(2) // an echo is shown too, never dropped silently
+    expect(c.notHeardReason).toBe('echo')
     expect(c.metrics).toMatchObject({ turn: 'f', timeline: { stt_done: 120 } })
   })
 

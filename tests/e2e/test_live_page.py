@@ -354,8 +354,9 @@ def test_esc_closes_a_menu_first_and_your_words_stay_readable_on_a_phone(astrbot
 
 
 def test_embedded_in_webchat_esc_asks_the_host_to_close(astrbot, fake, launch, quiet_mic, artifacts):
-    """`?embed=webchat` in a same-origin iframe: no live-room button, and Esc posts the close message
-    to the parent (its own origin as the target) instead of interrupting."""
+    """`?embed=webchat` in a same-origin iframe: no live-room button, no second "Live Mode" title under
+    the overlay's own bar, and Esc posts the close message to the parent (its own origin as the target)
+    instead of interrupting."""
     host = open_live(launch(quiet_mic), astrbot, conversation=new_conversation("embed-host"))
     host.evaluate(
         """() => { window.__messages = []
@@ -369,6 +370,8 @@ def test_embedded_in_webchat_esc_asks_the_host_to_close(astrbot, fake, launch, q
     embedded = host.frame_locator("iframe")
     expect(embedded.get_by_test_id("connection-status")).to_have_attribute("data-status", "open", timeout=WAIT_MS)
     expect(embedded.get_by_test_id("room-join-button")).to_have_count(0)
+    expect(embedded.get_by_test_id("top-bar-title")).to_have_count(0)
+    expect(embedded.get_by_test_id("top-bar-user")).to_be_visible()
     embedded.get_by_test_id("text-input").locator("input").click()
     host.keyboard.press("Escape")
     host.wait_for_function("() => window.__messages.length > 0", timeout=WAIT_MS)

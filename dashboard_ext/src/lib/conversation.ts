@@ -48,8 +48,9 @@ export class Conversation {
   currentTurn: string | null = null
   metrics: TurnMetrics | null = null
   hello: HelloData | null = null
-  /** Bumped on `transcript_empty` so the view can flash a hint. */
+  /** Bumped on `transcript_empty` so the view can flash a hint; `notHeardReason` says which. */
   notHeardCount = 0
+  notHeardReason: 'empty_transcript' | 'echo' = 'empty_transcript'
   private nextId = 1
   /** The first entry id of the current connection (entries before it came from an earlier one). */
   private connectedAt = 1
@@ -72,8 +73,9 @@ export class Conversation {
       user_msg: (f) => this.userMessage(f.turn, f.data.text, f.data.viewers),
       transcript_empty: (f) => {
         this.userSpeaking = false
-        // "echo" means the microphone only heard the character itself: nothing to tell the user.
-        if (f.data?.reason !== 'echo') this.notHeardCount += 1
+        // Never silent: an utterance dropped as the character's own echo is shown as such.
+        this.notHeardReason = f.data?.reason === 'echo' ? 'echo' : 'empty_transcript'
+        this.notHeardCount += 1
       },
       bot_delta_chunk: (f) => {
         if (f.turn) this.deltaTurns.add(f.turn)

@@ -19,6 +19,7 @@ export const en = {
     muted: 'Microphone muted',
     tapToStart: 'Tap to start audio',
     notCaught: 'Didn’t catch that',
+    echoDropped: 'Heard only my own voice, so I didn’t answer',
     textOnly: 'Type to chat',
   },
   ctl: {
@@ -159,6 +160,7 @@ export const zh: Messages = {
     muted: '麦克风已静音',
     tapToStart: '点击以启用音频',
     notCaught: '没有听清',
+    echoDropped: '只听到了我自己的声音，所以没有回答',
     textOnly: '输入文字聊天',
   },
   ctl: {
