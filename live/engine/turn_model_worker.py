@@ -6,7 +6,10 @@ loaded there lazily, the first time a session wants it (`warm()`), once per serv
 Sessions `ask(pcm)` and get a future; the requests that queue up while a run is busy go
 together as one batched `predict`. The queue is bounded, and `status()` tells the
 end-of-turn policy how long a request asked now would wait (`lag_ms`): past the policy's
-bound it is overloaded and falls back to the silence rule instead of asking.
+bound it is overloaded and falls back to the silence rule instead of asking. It is also
+overloaded while its runs took more than `max_cpu_share` of a core over the last few seconds:
+the model must not take the core that every session's VAD and sockets need (measured: without
+this cap, at 100 streaming sessions the model's thread pushed VAD lag p99 from 20 to 125 ms).
 
 Ownership: the server holds the worker and ends it with `aclose()` (plugin unload):
 pending futures fail with `TurnModelUnavailable("closed")`, the thread is not waited for
@@ -38,6 +41,9 @@ MAX_BATCH = 4
 """Requests run together at most: a batch costs the sum of its inputs, so a big one only delays all."""
 DEFAULT_ITEM_MS = 120.0
 """Cost of one input before any was measured."""
+MAX_CPU_SHARE = 0.3
+"""The share of one core the model's runs may take (over `CPU_WINDOW_S`) before it counts as overloaded."""
+CPU_WINDOW_S = 3.0
 
 ModelState = Literal["not_loaded", "loading", "ready", "unavailable", "closed"]
 
@@ -55,11 +61,13 @@ class TurnModelWorker:
         *,
         max_queue: int = MAX_QUEUE,
         max_batch: int = MAX_BATCH,
+        max_cpu_share: float = MAX_CPU_SHARE,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._load = load
         self.max_queue = max_queue
         self.max_batch = max_batch
+        self.max_cpu_share = max_cpu_share
         self.clock = clock
         self.state: ModelState = "not_loaded"
         self.reason: str | None = None  # why unavailable: TurnModelUnavailable.reason or "load_failed"
@@ -72,6 +80,7 @@ class TurnModelWorker:
         self._running_since: float | None = None  # a batch is running since (clock), of `_running_items`
         self._running_items = 0
         self.item_ms = DEFAULT_ITEM_MS  # moving average of one input's cost
+        self._runs: deque[tuple[float, float]] = deque()  # (ended at, CPU seconds) of recent runs
         self.stats = {"asked": 0, "batches": 0, "failed": 0, "refused": 0}
 
     def __repr__(self) -> str:
@@ -118,9 +127,19 @@ class TurnModelWorker:
         """Whether a request asked now would be answered, and after how long a wait."""
         if self.state != "ready":
             return ModelStatus.unavailable(self.reason or f"model_{self.state}")
-        if len(self._queue) >= self.max_queue:
+        if len(self._queue) >= self.max_queue or self.cpu_share() > self.max_cpu_share:
             return ModelStatus(True, float("inf"))
         return ModelStatus.ready(self.lag_ms())
+
+    def cpu_share(self) -> float:
+        """The share of a core the model's finished runs used over the last `CPU_WINDOW_S`.
+
+        CPU time of the model's thread, not wall time: a busy machine slows a run down
+        without making the model itself cost more."""
+        now = self.clock()
+        while self._runs and self._runs[0][0] < now - CPU_WINDOW_S:
+            self._runs.popleft()
+        return sum(seconds for _, seconds in self._runs) / CPU_WINDOW_S
 
     def lag_ms(self) -> float:
         """How far behind the worker is: the estimated wait before a request asked now starts
@@ -139,6 +158,7 @@ class TurnModelWorker:
             "reason": self.reason,
             "queued": len(self._queue),
             "lag_ms": round(self.lag_ms(), 1),
+            "cpu_share": round(self.cpu_share(), 3),
             "item_ms": round(self.item_ms, 1),
             **self.stats,
         }
@@ -185,8 +205,8 @@ class TurnModelWorker:
             self._running_since, self._running_items = self.clock(), len(batch)
             started = self._running_since
             try:
-                scores = await asyncio.wrap_future(
-                    self._thread().submit(self._model.predict, [pcm for pcm, _, _ in batch]), loop=loop
+                scores, cpu_s = await asyncio.wrap_future(
+                    self._thread().submit(_timed, self._model.predict, [pcm for pcm, _, _ in batch]), loop=loop
                 )
             except asyncio.CancelledError:
                 _fail([answer for _, answer, _ in batch], _closing())
@@ -200,7 +220,9 @@ class TurnModelWorker:
             finally:
                 self._running_since, self._running_items = None, 0
             self.stats["batches"] += 1
-            per_item = (self.clock() - started) * 1000 / len(batch)
+            ended = self.clock()
+            self._runs.append((ended, cpu_s))
+            per_item = (ended - started) * 1000 / len(batch)
             self.item_ms += 0.3 * (per_item - self.item_ms)
             for (_, answer, _), score in zip(batch, scores):
                 if not answer.done():
@@ -228,6 +250,13 @@ class TurnModelWorker:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
         self._model = None
+
+
+def _timed(predict: Callable[[list[bytes]], list[float]], batch: list[bytes]) -> tuple[list[float], float]:
+    """`predict(batch)` and the CPU time this thread spent on it (runs on the model's thread)."""
+    started = time.thread_time()
+    scores = predict(batch)
+    return scores, time.thread_time() - started
 
 
 def _closing() -> TurnModelUnavailable:

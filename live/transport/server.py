@@ -197,7 +197,7 @@ class LiveServer:
             mode, reason = "silence", "model_off"
         elif model.state == "unavailable":
             mode, reason = "silence", model.reason
-        elif detail and model.state == "ready" and model.lag_ms() > EndOfTurnSettings().max_model_lag_ms:
+        elif detail and model.state == "ready" and model.status().lag_ms > EndOfTurnSettings().max_model_lag_ms:
             # (not in the public health: the load would tell strangers how busy the server is)
             mode, reason = "silence", "model_overloaded"
         else:

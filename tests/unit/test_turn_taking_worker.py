@@ -3,13 +3,14 @@ settings' clamping, and the echo guard's "only while the character's audio playe
 
 import asyncio
 import threading
+import time
 
 import pytest
 
 from live.audio.turn_model import TurnModelUnavailable
 from live.config import LiveSettings
 from live.engine.events import NothingHeard, SendText, SubmitUtterance, TurnMetrics, UserTranscribed
-from live.engine.turn_model_worker import TurnModelWorker
+from live.engine.turn_model_worker import CPU_WINDOW_S, TurnModelWorker
 from tests.harness.fake_ports import harness, until  # noqa: F401 (a fixture)
 
 
@@ -88,6 +89,43 @@ async def test_a_full_queue_refuses_at_once_and_reports_overload():
     assert info.value.reason == "queue_full" and worker.stats["refused"] == 1
     model.hold.set()
     assert len(await asyncio.gather(running, *waiting)) == 3
+    await worker.aclose()
+
+
+class BusyModel:
+    """Spends real CPU time on its thread per input (the worker's budget counts thread CPU time)."""
+
+    def __init__(self, cpu_s: float) -> None:
+        self.cpu_s = cpu_s
+
+    def predict(self, batch) -> list[float]:
+        for _ in batch:
+            until_cpu = time.thread_time() + self.cpu_s
+            while time.thread_time() < until_cpu:
+                pass
+        return [0.9] * len(batch)
+
+
+async def test_a_model_over_its_cpu_share_reports_overload_until_the_window_passes():
+    now = [100.0]
+    worker = TurnModelWorker(lambda: BusyModel(0.05), max_cpu_share=0.01, clock=lambda: now[0])
+    await ready(worker)
+    assert worker.status().lag_ms == 0.0  # the warm-up run does not count
+    assert await worker.ask(b"a") == 0.9
+    assert worker.cpu_share() == pytest.approx(0.05 / CPU_WINDOW_S, rel=0.5)
+    assert worker.status().available and worker.status().lag_ms == float("inf")  # overloaded: silence rule
+    assert worker.describe()["cpu_share"] > 0.01
+    now[0] += CPU_WINDOW_S + 0.1
+    assert worker.status().lag_ms != float("inf")
+    await worker.aclose()
+
+
+async def test_a_cheap_model_stays_under_its_cpu_share():
+    worker = TurnModelWorker(lambda: BusyModel(0.001), max_cpu_share=0.3)
+    await ready(worker)
+    for _ in range(3):
+        await worker.ask(b"a")
+    assert worker.status().lag_ms != float("inf")
     await worker.aclose()
 
 
