@@ -20,6 +20,7 @@ from typing import Literal
 from ..audio.vad import SpeechConfirmed, SpeechDiscarded, SpeechEnded, SpeechPaused, SpeechResumed, SpeechStarted
 from ..config import LiveSettings
 from ..errors import ErrorCode
+from .cascade import CascadeAnswerer
 from .echo import EchoGuard
 from .events import (
     AgentState,
@@ -46,7 +47,7 @@ from .events import (
 from .ports import Agent, Conversation, Speech
 from .speech import OutputFormat
 from .tasks import wait_ended
-from .turn import AGENT_CLOSE_TIMEOUT_S, INPUT_SAMPLE_RATE, Turn, TurnContext
+from .turn import AGENT_CLOSE_TIMEOUT_S, INPUT_SAMPLE_RATE, Answerer, Turn, TurnContext
 from .turn_taking import TurnTaking, end_of_turn_settings
 from .vad_worker import ServerVad, VadStream
 
@@ -67,6 +68,7 @@ class LiveSession:
         output: OutputFormat | None = None,
         reports_playback: bool = False,
         clock: Callable[[], float] = time.monotonic,
+        answerer: Answerer | None = None,
     ) -> None:
         self.id = session_id
         self.conversation = conversation
@@ -82,6 +84,7 @@ class LiveSession:
             tts_parallelism=settings.tts_parallelism,
             echo=EchoGuard() if settings.echo_guard else None,
             set_state=self._set_state,
+            answerer=answerer or CascadeAnswerer(),
             stt_timeout_s=settings.stt_timeout_s,
             tts_timeout_s=settings.tts_timeout_s,
             agent_idle_timeout_s=settings.agent_idle_timeout_s,

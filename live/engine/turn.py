@@ -7,7 +7,8 @@ everything about barge-in happens here. Its life is one `phase`:
                    |          |  (the client still plays its audio)
                    +----------+--> INTERRUPTED --> FINALIZED
 
-- RUNNING: the task runs STT, the agent and the speech stage; its events go out.
+- RUNNING: the task runs the session's `Answerer` (the cascade: STT, the agent
+  and the speech stage; or a realtime model); its events go out.
 - DONE: the task ended on its own; history holds the whole answer.
 - INTERRUPTED: `interrupt()` stopped the agent, the task and the speech at once;
   nothing of the turn goes out any more but its `end`.
@@ -28,35 +29,50 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
+from typing import Protocol
 
-from ..audio.wav import pcm16_to_wav
 from ..errors import ErrorCode
 from ..log import logger
 from .echo import EchoGuard
-from .events import (
-    AgentState,
-    AgentTextDelta,
-    BotReplied,
-    ErrorRaised,
-    Event,
-    NothingHeard,
-    PlaybackStopped,
-    TurnEnded,
-    TurnMetrics,
-    UserTranscribed,
-    ViewerEvent,
-)
+from .events import AgentState, ErrorRaised, Event, PlaybackStopped, TurnEnded, TurnMetrics, ViewerEvent
+from .heard import SpokenSentence
 from .heard import heard_text as heard_of
-from .ports import AGENT_ERROR, Agent, AgentDelta, AgentNotice, AgentRun, Conversation, Speech
+from .ports import Agent, AgentRun, Conversation, Speech
 from .segmenter import speakable
-from .speech import OutputFormat, SpeechStage
-from .tasks import cancel_and_wait, wait_ended
+from .speech import OutputFormat
+from .tasks import wait_ended
 
 INPUT_SAMPLE_RATE = 16000
 AGENT_CLOSE_TIMEOUT_S = 5.0
 PLAYBACK_REPORT_WAIT_S = 0.4
 ECHO_TAIL_S = 0.5
 """After its estimated end the answer may still be heard: the client's buffer, the room's reverb."""
+
+
+class Playback(Protocol):
+    """What plays an answer to the client, as far as a cut needs to know (`SpeechStage` for the cascade)."""
+
+    audio_ms: int  # audio sent so far
+    spoken: list[SpokenSentence]  # what the voice said, with the audio time of each sentence
+
+    @property
+    def produced_audio(self) -> bool: ...
+
+    def stop(self) -> None:
+        """Send nothing more (synchronous, idempotent)."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class Answerer(Protocol):
+    async def answer(self, turn: Turn) -> None:
+        """Produce the turn's reply and tell it to the client (`turn.emit`), up to its `end` and metrics.
+
+        Set `turn.agent_run` (what writes history) and `turn.stage` (what plays) as soon as
+        they exist, so that `Turn.interrupt()` can cut them at any moment.
+        """
+        ...
 
 
 class Phase(Enum):
@@ -83,6 +99,7 @@ class TurnContext:
     tts_parallelism: int
     echo: EchoGuard | None
     set_state: Callable[[AgentState], None]  # the session's agent state (it tells clients of changes)
+    answerer: Answerer  # the backend that produces each reply
     stt_timeout_s: float = 30.0
     tts_timeout_s: float = 30.0
     agent_idle_timeout_s: float = 120.0
@@ -118,7 +135,7 @@ class Turn:
         self._settled = asyncio.Event()  # phase is DONE or FINALIZED
         self.task: asyncio.Task | None = None
         self.agent_run: AgentRun | None = None
-        self.stage: SpeechStage | None = None
+        self.stage: Playback | None = None
         self.reply_text = ""
         # barge-in
         self.cut_at: float | None = None
@@ -164,7 +181,7 @@ class Turn:
         if not self.cut:
             self._sink(event)
 
-    def _state(self, state: AgentState) -> None:
+    def set_state(self, state: AgentState) -> None:
         if not self.cut:
             self.ctx.set_state(state)
 
@@ -176,7 +193,7 @@ class Turn:
     async def run(self) -> None:
         """The task's body: answer; DONE when it ends on its own, silent when cut."""
         try:
-            await self._answer()
+            await self.ctx.answerer.answer(self)
         except asyncio.CancelledError:
             if self.phase is not Phase.INTERRUPTED:
                 raise
@@ -184,118 +201,22 @@ class Turn:
             logger.error("live turn %s failed: %s", self.id, exc, exc_info=True)
             self.emit(ErrorRaised(ErrorCode.AGENT_FAILED, f"the turn failed: {exc}", self.id))
             self.emit(TurnEnded(self.id, interrupted=False, text=self.reply_text))
-            self._state("listening")
+            self.set_state("listening")
         finally:
             if self.phase is Phase.RUNNING:
                 self._enter(Phase.DONE)
 
-    async def _answer(self) -> None:
-        text = self.text if self.pcm is None else await self._transcribe()
-        if not text:
-            return
-        self.emit(UserTranscribed(self.id, text, int(time.time() * 1000), self.viewers))
-        self._state("thinking")  # voice turns said so when STT started
-        if self.previous is not None:
-            await self.previous.settled(AGENT_CLOSE_TIMEOUT_S + 1)  # the next question sees the cut answer
-            self.previous = None  # let the old turn be collected
-        synthesizer = await self.ctx.speech.synthesizer(self.ctx.conversation)
-        stage = self.stage = SpeechStage(
-            turn_id=self.id,
-            synthesizer=synthesizer,
-            emit=self._emit_from_stage,
-            output=self.ctx.output,
-            fast_first_clause=self.ctx.fast_first_clause,
-            parallelism=self.ctx.tts_parallelism,
-            sentence_timeout_s=self.ctx.tts_timeout_s,
-            mark=self.mark,
-            on_voiced=self.ctx.echo.remember if self.ctx.echo else lambda _t: None,
-        )
-        delivery = asyncio.create_task(stage.deliver(), name=f"live-deliver-{self.id}")
-        try:
-            self.mark("agent_start")
-            self.agent_run = self.ctx.agent.start(self.ctx.conversation, text)
-            timed_out = await self._stream_agent(stage)
-            stage.end_input()
-            await delivery
-        finally:
-            await cancel_and_wait([delivery])
-            await stage.aclose()
-        if not stage.produced_audio:
-            self.emit(BotReplied(self.id, self.reply_text, int(time.time() * 1000)))
-        self.mark("turn_end")
-        self.emit(TurnEnded(self.id, interrupted=False, text=self.reply_text))
-        self.emit(self.metrics())
-        self._state("listening")
-        if timed_out:  # the answer was cut short: history keeps what was said (the next turn waits for this)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.agent_run.closed(), AGENT_CLOSE_TIMEOUT_S)
-            await self.agent_run.keep_heard(self.reply_text)
-
-    async def _stream_agent(self, stage: SpeechStage) -> bool:
-        """Feed the agent's text to the stage; True when the agent went quiet for too long."""
-        assert self.agent_run is not None
-        idle = self.ctx.agent_idle_timeout_s
-        loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(idle) as deadline:
-                async for output in self.agent_run.outputs():
-                    deadline.reschedule(loop.time() + idle)
-                    if isinstance(output, AgentDelta) and output.text:
-                        self.mark("llm_first_token")
-                        self.reply_text += output.text
-                        self.emit(AgentTextDelta(self.id, output.text))
-                        stage.push(output.text)
-                    elif isinstance(output, AgentNotice) and output.kind == AGENT_ERROR:
-                        # the host reports a failed agent (an LLM error mid-stream) as text: a code, not speech
-                        self.emit(ErrorRaised(ErrorCode.AGENT_FAILED, f"the agent failed: {output.text}", self.id))
-        except TimeoutError:
-            self.agent_run.stop()
-            self.emit(ErrorRaised(ErrorCode.AGENT_FAILED, f"the agent gave no output for {idle:.0f} s", self.id))
-            return True
-        return False
-
-    async def _transcribe(self) -> str | None:
-        assert self.pcm is not None
-        transcriber = await self.ctx.speech.transcriber(self.ctx.conversation)
-        if transcriber is None:
-            self.emit(
-                ErrorRaised(
-                    ErrorCode.STT_NOT_CONFIGURED,
-                    "No speech-to-text provider is configured: pick one in the Live Mode "
-                    "plugin settings or enable one in AstrBot's provider settings.",
-                    self.id,
-                )
-            )
-            return None
-        self._state("thinking")
-        started = self.clock()
-        try:
-            async with asyncio.timeout(self.ctx.stt_timeout_s):
-                text = (await transcriber.transcribe(pcm16_to_wav(self.pcm, INPUT_SAMPLE_RATE))).strip()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            reason = f"timed out after {self.ctx.stt_timeout_s:.0f} s" if isinstance(exc, TimeoutError) else exc
-            self.emit(ErrorRaised(ErrorCode.STT_FAILED, f"speech recognition failed: {reason}", self.id))
-            self._state("listening")
-            return None
-        self.mark("stt_done")
-        self.extra["stt_ms"] = round((self.clock() - started) * 1000)
-        reason = None
-        if not text:
-            reason = "empty_transcript"
-        elif self.echo_possible and self.ctx.echo is not None and self.ctx.echo.is_echo(text):
-            reason = "echo"
-        if reason:
-            self.emit(NothingHeard(self.id, reason))  # type: ignore[arg-type]
-            self._state("listening")
-            return None
-        return text
-
-    def _emit_from_stage(self, event: Event) -> None:
+    def emit_playback(self, event: Event) -> None:
+        """Output of the playback stage: its first audio makes the agent `speaking`."""
         if getattr(event, "duration_ms", 0):
-            self._state("speaking")
+            self.set_state("speaking")
         self.emit(event)
+
+    async def wait_previous_settled(self) -> None:
+        """Before the agent sees this turn: history holds the previous answer as heard (bounded)."""
+        if self.previous is not None:
+            await self.previous.settled(AGENT_CLOSE_TIMEOUT_S + 1)
+            self.previous = None  # let the old turn be collected
 
     # ------------------------------------------------------------ barge-in
 
