@@ -76,6 +76,7 @@ class LiveSettings:
     end_of_turn: EndOfTurnMode = "model"  # server VAD: ask the end-of-turn model at a short pause
     end_of_turn_pause_ms: int = 200  # the pause after which the model is asked (< vad_silence_ms)
     end_of_turn_max_silence_ms: int = 2500  # the long limit when the model says "not done" (>= vad_silence_ms)
+    end_of_turn_speculation: bool = True  # model mode: transcribe at the short pause, start the agent on "done", held
     vad_threshold: float = 0.5
     vad_min_speech_ms: int = 250
     vad_preroll_ms: int = 300
@@ -119,6 +120,7 @@ class LiveSettings:
             # kept in order: ask-after < the silence rule (the fallback) <= the long limit
             end_of_turn_pause_ms=min(_int(raw, "end_of_turn_pause_ms", 200, 100, 400), silence - 50),
             end_of_turn_max_silence_ms=max(_int(raw, "end_of_turn_max_silence_ms", 2500, 500, 10000), silence),
+            end_of_turn_speculation=bool(raw.get("end_of_turn_speculation", True)),
             vad_threshold=_num(raw, "vad_threshold", 0.5, 0.05, 0.95),
             vad_min_speech_ms=_int(raw, "vad_min_speech_ms", 250, 50, 5000),
             vad_preroll_ms=_int(raw, "vad_preroll_ms", 300, 0, 2000),

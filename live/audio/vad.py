@@ -112,6 +112,8 @@ class SpeechPaused:
     at_ms: int
     silence_ms: int
     pause_id: int
+    speech_ms: int = 0
+    """Voiced audio so far (as `SpeechConfirmed.speech_ms`): below `min_speech_ms` it would be discarded."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,6 +365,7 @@ class Endpointer:
                             at_ms=self._last_voiced // _SAMPLES_PER_MS,
                             silence_ms=self._silence // _SAMPLES_PER_MS,
                             pause_id=self._pause_id,
+                            speech_ms=self._voiced // _SAMPLES_PER_MS,
                         )
                     )
         if self._silence >= s.silence_ms * _SAMPLES_PER_MS:

@@ -6,6 +6,11 @@ end-of-turn model (`live.audio.turn_model`) is asked whether the speech sounds
 finished. Done: the turn ends at once. Not done: keep listening until the user speaks
 again (a new pause asks again) or the long limit (`max_silence_ms`) passes.
 
+With speculation (`speculate`), a "done" below `confirm_threshold` is not sure enough to
+end the turn at once: the caller starts the answer ahead (its output held, `Step.SPECULATE`)
+and the turn ends at `fallback_silence_ms` unless the user speaks first; a score at or above
+the bar ends it at once. The answer is being prepared meanwhile, so the wait rarely delays it.
+
 When the model cannot answer in time, the old rule holds: the turn ends after
 `fallback_silence_ms`. That happens when the model is unavailable (not installed,
 file mismatch, failed), overloaded (its queue lag is past `max_model_lag_ms`, so the
@@ -41,6 +46,7 @@ from typing import Literal
 
 FallbackReason = Literal["model_unavailable", "model_overloaded", "model_late", "model_failed"]
 EndReason = Literal["model_done", "max_silence", "fallback_silence"]
+ConfirmedBy = Literal["score", "silence"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +63,11 @@ class EndOfTurnSettings:
     """A score at or above it means "the user is done"."""
     max_model_lag_ms: float = 250.0
     """Past this queue lag the model is overloaded: its answer would arrive after the fallback silence."""
+    speculate: bool = False
+    """A "done" below `confirm_threshold` starts the answer ahead and waits for the fallback silence."""
+    confirm_threshold: float = 0.96
+    """With `speculate`: a score at or above it ends the turn at once. Measured on Piper speech with
+    -50 dBFS noise: 12 of 16 complete questions score above it, none of 12 unfinished phrases."""
 
     def __post_init__(self) -> None:
         if not 0 < self.ask_after_ms < self.fallback_silence_ms <= self.max_silence_ms:
@@ -66,6 +77,8 @@ class EndOfTurnSettings:
             )
         if not 0.0 < self.done_threshold < 1.0:
             raise ValueError(f"done_threshold must be between 0 and 1, got {self.done_threshold}")
+        if not self.done_threshold <= self.confirm_threshold <= 1.0:
+            raise ValueError(f"confirm_threshold must be between done_threshold and 1, got {self.confirm_threshold}")
         if self.max_model_lag_ms < 0:
             raise ValueError(f"max_model_lag_ms must not be negative, got {self.max_model_lag_ms}")
 
@@ -98,6 +111,8 @@ class Step(enum.Enum):
     """Submit the utterance so far to the model, then call `on_score(pause_id, ...)`."""
     END = "end"
     """The turn is over: `decision` says why."""
+    SPECULATE = "speculate"
+    """Probably done (`speculate` on): start the answer ahead, output held; the turn is not over yet."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +130,8 @@ class EndOfTurnDecision:
     fallback_detail: str | None = None
     scores: tuple[float, ...] = field(default=())
     """Every score of this utterance, one per pause the model judged."""
+    confirmed_by: ConfirmedBy | None = None
+    """For `model_done`: the score alone ended the turn, or a later silence confirmed a lower "done"."""
 
     def as_metrics(self) -> dict[str, object]:
         """Flat JSON-ready fields for a metrics frame."""
@@ -126,6 +143,7 @@ class EndOfTurnDecision:
             "eot_fallback": self.fallback,
             "eot_fallback_detail": self.fallback_detail,
             "eot_pauses_judged": len(self.scores),
+            "eot_confirmed_by": self.confirmed_by,
         }
 
 
@@ -180,6 +198,10 @@ class EndOfTurnPolicy:
         s = self.settings
         if silence_ms >= s.max_silence_ms:
             return self._end("max_silence", silence_ms)
+        if self._verdict and s.speculate:  # a "done" below the bar: the fallback silence confirms it
+            if silence_ms < s.fallback_silence_ms:
+                return Step.LISTEN
+            return self._end("model_done", silence_ms, "silence")
         if self._fallback is not None or self._asked_at is not None:
             if silence_ms < s.fallback_silence_ms or self._verdict is False:
                 return Step.LISTEN  # waiting for the answer, or told "not done"
@@ -207,9 +229,10 @@ class EndOfTurnPolicy:
         self._model_ms = (self._clock() - self._asked_at) * 1000
         self._scores.append(score)
         self._verdict = score >= self.settings.done_threshold
-        if self._verdict:
-            return self._end("model_done", silence_ms)
-        return self.on_silence(silence_ms, ModelStatus.ready())
+        if self._verdict and (not self.settings.speculate or score >= self.settings.confirm_threshold):
+            return self._end("model_done", silence_ms, "score")
+        step = self.on_silence(silence_ms, ModelStatus.ready())
+        return Step.SPECULATE if self._verdict and step is Step.LISTEN else step
 
     def on_model_failed(self, pause_id: int, reason: str, silence_ms: int) -> Step:
         """The model's run for `pause_id` failed: fall back to the fixed silence for this pause."""
@@ -221,7 +244,7 @@ class EndOfTurnPolicy:
         self._fallback, self._fallback_detail = "model_failed", reason
         return self.on_silence(silence_ms, ModelStatus.unavailable(reason))
 
-    def _end(self, reason: EndReason, silence_ms: int) -> Step:
+    def _end(self, reason: EndReason, silence_ms: int, confirmed_by: ConfirmedBy | None = None) -> Step:
         self.decision = EndOfTurnDecision(
             reason=reason,
             silence_ms=silence_ms,
@@ -230,6 +253,7 @@ class EndOfTurnPolicy:
             fallback=self._fallback,
             fallback_detail=self._fallback_detail,
             scores=tuple(self._scores),
+            confirmed_by=confirmed_by,
         )
         return Step.END
 

@@ -65,10 +65,19 @@ class AgentRun(Protocol):
         """After an interrupt: keep only what the user heard of this answer in history."""
         ...
 
+    def commit(self) -> None:
+        """A speculative run's turn is confirmed: its tool calls may run and its exchange is kept."""
+        ...
+
+    async def discard(self) -> None:
+        """After `stop()` and `closed()` of a speculative run: remove its whole exchange from history."""
+        ...
+
 
 class Agent(Protocol):
-    def start(self, conversation: Conversation, text: str) -> AgentRun:
-        """Send the user's text into the host pipeline."""
+    def start(self, conversation: Conversation, text: str, *, speculative: bool = False) -> AgentRun:
+        """Send the user's text into the host pipeline. A speculative run runs no tool and saves
+        nothing the user sees until `commit()`."""
         ...
 
 

@@ -11,6 +11,11 @@ Ending goes through `end_utterance(pause_id)`, so the endpointer itself emits th
 Nothing here waits: model answers arrive as future callbacks on the loop; an answer for
 an older pause is stale and ignored (the policy's pause ids).
 
+With a `Speculator` (`end_of_turn_speculation`), the session answers ahead: at the first
+short pause it transcribes the utterance so far (`speculate`), when the end is decided or
+the model says "probably done" the held answer may start its agent (`go_ahead`), and when
+the user speaks again it is dropped (`drop_speculation`); the `SpeechEnded` commits it.
+
 Example (the session's side):
     >>> taking = TurnTaking(settings, worker, stream.end_utterance)
     >>> taking.on_paused(event)            # SpeechPaused
@@ -23,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from ..audio.turn_model import TurnModelUnavailable
 from ..audio.vad import SpeechEnded, SpeechPaused
@@ -37,7 +43,24 @@ def end_of_turn_settings(settings: LiveSettings) -> EndOfTurnSettings:
         ask_after_ms=settings.end_of_turn_pause_ms,
         fallback_silence_ms=settings.vad_silence_ms,
         max_silence_ms=settings.end_of_turn_max_silence_ms,
+        speculate=settings.end_of_turn_speculation,
     )
+
+
+class Speculator(Protocol):
+    """The session's side of answering ahead of the end of turn."""
+
+    def speculate(self, paused: SpeechPaused) -> None:
+        """A short pause: start answering the utterance so far (transcribe it), every output held."""
+        ...
+
+    def go_ahead(self) -> None:
+        """The end is decided, or probably near: the held answer may start its agent."""
+        ...
+
+    def drop_speculation(self) -> None:
+        """The user went on: cancel the held answer; nothing of it may remain."""
+        ...
 
 
 class TurnTaking:
@@ -51,8 +74,11 @@ class TurnTaking:
         *,
         unavailable_reason: str = "model_off",
         clock: Callable[[], float] = time.monotonic,
+        speculator: Speculator | None = None,
     ) -> None:
         self.settings = settings
+        self._speculator = speculator if settings.speculate else None
+        self._speculating = False  # a held answer of this pause exists
         self._model = model
         self._end_utterance = end_utterance
         self._unavailable = unavailable_reason
@@ -71,6 +97,9 @@ class TurnTaking:
     def on_paused(self, event: SpeechPaused) -> None:
         self._vad_pause_id = event.pause_id
         self._pause_silence_ms, self._pause_seen_at = event.silence_ms, self._clock()
+        if self._speculator is not None and not self._speculating and self.policy.decision is None:
+            self._speculating = True
+            self._speculator.speculate(event)  # before the model: the transcription runs beside it
         step = self.policy.on_silence(event.silence_ms, self.status())
         if step is Step.ASK:
             self._ask(event.pcm)
@@ -79,6 +108,10 @@ class TurnTaking:
 
     def on_resumed(self) -> None:
         self._vad_pause_id = None
+        if self._speculating:
+            self._speculating = False
+            assert self._speculator is not None
+            self._speculator.drop_speculation()
         if self.policy.decision is not None:
             # The end was decided, but the user spoke again before the endpointer acted on it
             # (it refuses a stale pause): the same utterance goes on, judged afresh.
@@ -102,6 +135,7 @@ class TurnTaking:
     def reset(self) -> None:
         """The utterance is over (ended or discarded): the next one starts fresh."""
         self._vad_pause_id = None
+        self._speculating = False  # ended: the session commits the held answer; discarded: drops it
         self.policy.reset()
 
     def close(self) -> None:
@@ -129,7 +163,12 @@ class TurnTaking:
         else:
             reason = exc.reason if isinstance(exc, TurnModelUnavailable) else "inference_failed"
             step = self.policy.on_model_failed(pause_id, reason, silence)
-        if step is Step.END and pause_id == self.policy.pause_id:
+        if pause_id != self.policy.pause_id:
+            return
+        if step is Step.SPECULATE and self._speculating:
+            assert self._speculator is not None
+            self._speculator.go_ahead()
+        elif step is Step.END:
             self._end()
 
     def _silence_now(self) -> int:
@@ -137,4 +176,7 @@ class TurnTaking:
 
     def _end(self) -> None:
         if self._vad_pause_id is not None:
+            if self._speculating:  # the endpointer's `SpeechEnded` is a cycle away: start the agent now
+                assert self._speculator is not None
+                self._speculator.go_ahead()
             self._end_utterance(self._vad_pause_id)

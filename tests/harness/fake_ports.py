@@ -73,6 +73,9 @@ class FakeRun:
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     kept: list[str] = field(default_factory=list)  # what keep_heard was told, in order
     close_hangs: bool = False  # the host never ends the request
+    speculative: bool = False  # started ahead of the end of turn: uncommitted until `commit()`
+    committed: bool = False
+    discarded: bool = False  # its exchange was removed from history
 
     def say(self, *deltas: str) -> None:
         for delta in deltas:
@@ -102,14 +105,20 @@ class FakeRun:
     async def keep_heard(self, heard: str) -> None:
         self.kept.append(heard)
 
+    def commit(self) -> None:
+        self.committed = True
+
+    async def discard(self) -> None:
+        self.discarded = True
+
 
 class FakeAgent:
     def __init__(self) -> None:
         self.runs: list[FakeRun] = []
         self.script: list[tuple[str, ...]] = []  # replies said at once, then ended, one per turn
 
-    def start(self, conversation: Conversation, text: str) -> FakeRun:
-        run = FakeRun(text)
+    def start(self, conversation: Conversation, text: str, *, speculative: bool = False) -> FakeRun:
+        run = FakeRun(text, speculative=speculative)
         self.runs.append(run)
         if self.script:
             run.say(*self.script.pop(0))

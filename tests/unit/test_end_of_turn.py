@@ -218,7 +218,49 @@ def test_decision_metrics_are_flat_and_rounded():
         "eot_fallback": None,
         "eot_fallback_detail": None,
         "eot_pauses_judged": 2,
+        "eot_confirmed_by": None,
     }
+
+
+# --- with speculation: a "done" below the bar is confirmed by the fallback silence ----------------
+
+SPECULATE = EndOfTurnSettings(speculate=True, confirm_threshold=0.96)
+
+
+def test_a_sure_done_ends_at_once_with_speculation_too():
+    run = drive([("speech", 1500), ("silence", 3000)], FakeModel([0.97]), SPECULATE)
+    assert run.decision.reason == "model_done" and run.decision.confirmed_by == "score"
+    assert run.silence_ms == 300
+    assert Step.SPECULATE not in [step for _, step in run.steps]
+
+
+def test_a_probable_done_speculates_then_the_fallback_silence_confirms_it():
+    run = drive([("speech", 1500), ("silence", 3000)], FakeModel([0.8]), SPECULATE)
+    assert [p for p, step in run.steps if step is Step.SPECULATE] == [1800]  # the answer: start ahead, once
+    assert run.decision.reason == "model_done" and run.decision.confirmed_by == "silence"
+    assert run.silence_ms == 500 and run.decision.score == 0.8
+    assert run.decision.as_metrics()["eot_confirmed_by"] == "silence"
+
+
+def test_speech_before_the_confirming_silence_continues_the_utterance():
+    """A thinking pause the model wrongly called done ("The problem is that" 0.95): not a turn yet."""
+    timeline = [("speech", 1500), ("silence", 400), ("speech", 1000), ("silence", 3000)]
+    run = drive(timeline, FakeModel([0.9, 0.99]), SPECULATE)
+    speculated = [p for p, step in run.steps if step is Step.SPECULATE]
+    assert speculated == [1800]  # in the first pause; the user went on before its 500 ms
+    assert run.decision.scores == (0.9, 0.99) and run.decision.confirmed_by == "score"
+    assert run.ended_at_ms == 2900 + 300
+
+
+def test_without_speculation_a_probable_done_ends_at_once():
+    run = drive([("speech", 1500), ("silence", 3000)], FakeModel([0.8]))
+    assert run.decision.confirmed_by == "score" and run.silence_ms == 300
+
+
+def test_a_not_done_never_speculates():
+    run = drive([("speech", 1500), ("silence", 3000)], FakeModel([0.1]), SPECULATE)
+    assert Step.SPECULATE not in [step for _, step in run.steps]
+    assert run.decision.reason == "max_silence" and run.decision.confirmed_by is None
 
 
 @pytest.mark.parametrize(
@@ -228,6 +270,7 @@ def test_decision_metrics_are_flat_and_rounded():
         {"ask_after_ms": 500, "fallback_silence_ms": 500},
         {"fallback_silence_ms": 3000, "max_silence_ms": 2500},
         {"done_threshold": 1.0},
+        {"done_threshold": 0.6, "confirm_threshold": 0.5},
         {"max_model_lag_ms": -1},
     ],
 )

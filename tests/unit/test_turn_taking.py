@@ -55,7 +55,8 @@ class FakeModel:
 
 
 def settings(**fields) -> LiveSettings:
-    return replace(LiveSettings(), **fields)
+    """Speculation off unless asked: these tests are about when the turn ends (test_turn_taking_speculation.py)."""
+    return replace(LiveSettings(), **{"end_of_turn_speculation": False, **fields})
 
 
 def make_endpointer(live: LiveSettings):
