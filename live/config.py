@@ -82,6 +82,10 @@ class LiveSettings:
     vad_preroll_ms: int = 300
     barge_in_enabled: bool = True
     barge_in_min_speech_ms: int = 300
+    # pause_play clients: speech pauses the answer; it cuts when this long (voiced ms) or, at its end,
+    # with this many words (a CJK character is one) that are not a backchannel
+    barge_in_meant_ms: int = 1200
+    barge_in_min_words: int = 1
     first_clause_fast_path: bool = True
     output_audio_format: AudioFormat = "wav"
     output_sample_rate: int = 0  # 0 = the TTS provider's own rate
@@ -126,6 +130,8 @@ class LiveSettings:
             vad_preroll_ms=_int(raw, "vad_preroll_ms", 300, 0, 2000),
             barge_in_enabled=bool(raw.get("barge_in_enabled", True)),
             barge_in_min_speech_ms=_int(raw, "barge_in_min_speech_ms", 300, 0, 5000),
+            barge_in_meant_ms=_int(raw, "barge_in_meant_ms", 1200, 300, 10000),
+            barge_in_min_words=_int(raw, "barge_in_min_words", 1, 1, 20),
             first_clause_fast_path=bool(raw.get("first_clause_fast_path", True)),
             output_audio_format=_choice(raw, "output_audio_format", ("wav", "pcm16"), "wav"),  # type: ignore[arg-type]
             output_sample_rate=_int(raw, "output_sample_rate", 0, 0, 48000),

@@ -56,6 +56,8 @@ class VadSettings:
     min_speech_ms: int = 250
     preroll_ms: int = 300
     confirm_ms: int = 300
+    long_speech_ms: int = 0
+    """A second `SpeechConfirmed` when the utterance has this much voiced audio (0: none)."""
     max_utterance_ms: int = 30000
     pause_marks_ms: tuple[int, ...] = ()
     """Silences (shorter than `silence_ms`) at which a pause is reported: `SpeechPaused`."""
@@ -70,7 +72,8 @@ class SpeechStarted:
 
 @dataclass(frozen=True, slots=True)
 class SpeechConfirmed:
-    """The utterance has `speech_ms` of voiced audio: long enough to be a barge-in."""
+    """The utterance has `speech_ms` of voiced audio: long enough to be a barge-in (at `confirm_ms`),
+    or to be a meant one (at `long_speech_ms`)."""
 
     at_ms: int
     speech_ms: int
@@ -254,6 +257,8 @@ class Endpointer:
         self._pending = bytearray()
         self._utt = bytearray()
         self._marks = tuple(sorted(settings.pause_marks_ms))
+        long = settings.long_speech_ms
+        self._confirm_marks = (settings.confirm_ms, *((long,) if long > settings.confirm_ms else ()))
         self._pause_id = 0
         self.reset()
 
@@ -416,8 +421,9 @@ class Endpointer:
         self._maybe_confirm(events)
 
     def _maybe_confirm(self, events: list[VadEvent]) -> None:
-        if not self._confirmed and self._voiced >= self.settings.confirm_ms * _SAMPLES_PER_MS:
-            self._confirmed = True
+        marks = self._confirm_marks
+        while self._confirmed < len(marks) and self._voiced >= marks[self._confirmed] * _SAMPLES_PER_MS:
+            self._confirmed += 1
             events.append(SpeechConfirmed(at_ms=self.position_ms, speech_ms=self._voiced // _SAMPLES_PER_MS))
 
     def _close(self, events: list[VadEvent], forced: bool) -> None:
@@ -446,6 +452,6 @@ class Endpointer:
         self._run_peak_db = -math.inf
         self._last_voiced = self._pos
         self._silence = 0
-        self._confirmed = False
+        self._confirmed = 0  # confirm marks reached
         self._pause_id += 1
         self._marks_passed = 0

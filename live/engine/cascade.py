@@ -22,7 +22,7 @@ from .turn import AGENT_CLOSE_TIMEOUT_S, INPUT_SAMPLE_RATE, Turn
 
 class CascadeAnswerer:
     async def answer(self, turn: Turn) -> None:
-        text = turn.text if turn.pcm is None else await transcribe(turn)
+        text = turn.text if turn.text is not None else await transcribe(turn)  # voice with text: judged over a pause
         if not text:
             return
         turn.emit(UserTranscribed(turn.id, text, int(time.time() * 1000), turn.viewers))

@@ -158,10 +158,15 @@ class UserTranscribed:
 
 @dataclass(frozen=True, slots=True)
 class NothingHeard:
-    """The utterance held no words (or only the bot's own echo); no LLM call follows."""
+    """The utterance held no words (or only the bot's own echo); no LLM call follows.
+
+    With pause-on-speech, an utterance that paused the answer and was not meant as an
+    interruption: a listener's acknowledgement (`backchannel`) or a sound too short to be
+    speech (`noise`); the answer resumes.
+    """
 
     turn_id: str
-    reason: Literal["empty_transcript", "echo"]
+    reason: Literal["empty_transcript", "echo", "backchannel", "noise"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +209,20 @@ class BotReplied:
 
 @dataclass(frozen=True, slots=True)
 class PlaybackStopped:
+    turn_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackPaused:
+    """The user started speaking over the answer: hold its playback (queue what still arrives)."""
+
+    turn_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackResumed:
+    """The speech that paused the answer was not an interruption: play on from where it paused."""
+
     turn_id: str
 
 
@@ -279,6 +298,8 @@ Event = (
     | SentenceAudio
     | BotReplied
     | PlaybackStopped
+    | PlaybackPaused
+    | PlaybackResumed
     | TurnEnded
     | TurnMetrics
     | ErrorRaised

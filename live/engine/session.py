@@ -6,12 +6,20 @@ and ended by `close()`. The session owns the agent state (listening, thinking,
 speaking) and decides, in `_barge_in`, when the user cuts the answer; the
 `Turn` does the cutting. With server VAD and `end_of_turn=model`, `TurnTaking`
 decides when the user is done (the end-of-turn model at a short pause).
+
+Pause-on-speech (`pause_play`, a client that holds playback on `pause_play`):
+speech over the answer first pauses it; the utterance cuts it only when meant
+(`barge_in.verdict`: long, or enough words that are not a backchannel). The
+utterance of a paused answer is transcribed once, by `_judge`: meant, it becomes
+the next turn with that transcript; otherwise the answer resumes whole and the
+client is told why (`NothingHeard`). The agent state does not change while paused.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
@@ -20,6 +28,8 @@ from typing import Literal
 from ..audio.vad import SpeechConfirmed, SpeechDiscarded, SpeechEnded, SpeechPaused, SpeechResumed, SpeechStarted
 from ..config import LiveSettings
 from ..errors import ErrorCode
+from ..audio.wav import pcm16_to_wav
+from .barge_in import verdict
 from .cascade import CascadeAnswerer
 from .echo import EchoGuard
 from .events import (
@@ -31,6 +41,7 @@ from .events import (
     ErrorRaised,
     Event,
     Interrupt,
+    NothingHeard,
     OutputConfigured,
     Ping,
     Pong,
@@ -46,7 +57,7 @@ from .events import (
 )
 from .ports import Agent, Conversation, Speech
 from .speech import OutputFormat
-from .tasks import wait_ended
+from .tasks import cancel_and_wait, wait_ended
 from .turn import AGENT_CLOSE_TIMEOUT_S, INPUT_SAMPLE_RATE, Answerer, Turn, TurnContext
 from .turn_taking import TurnTaking, end_of_turn_settings
 from .vad_worker import ServerVad, VadStream
@@ -69,6 +80,7 @@ class LiveSession:
         reports_playback: bool = False,
         clock: Callable[[], float] = time.monotonic,
         answerer: Answerer | None = None,
+        pause_play: bool = False,
     ) -> None:
         self.id = session_id
         self.conversation = conversation
@@ -94,6 +106,8 @@ class LiveSession:
         self._turn_taking: TurnTaking | None = None  # server VAD with end_of_turn=model: when the user is done
         self.vad_lags_ms: deque[float] = deque(maxlen=1024)  # per VAD cycle: oldest audio queued -> its events
         self._reports_playback = reports_playback
+        self._pause_play = pause_play  # the client holds playback on `pause_play`: speech pauses before it cuts
+        self._judging: asyncio.Task | None = None  # the verdict on an utterance spoken over a paused answer
         self.state: AgentState = "listening"
         self._turn: Turn | None = None  # the running or last turn
         self._finalizers: set[asyncio.Task] = set()  # cut turns cutting history to what was heard
@@ -118,9 +132,14 @@ class LiveSession:
         return self._utterance is not None or self._user_speaking
 
     async def wait_until_idle(self) -> None:
-        """Return once no turn is running."""
-        while (turn := self._turn) is not None and turn.task is not None and not turn.task.done():
-            await asyncio.wait({turn.task})
+        """Return once no turn is running and no utterance is being judged."""
+        while True:
+            if (judging := self._judging) is not None and not judging.done():
+                await asyncio.wait({judging})
+            elif (turn := self._turn) is not None and turn.task is not None and not turn.task.done():
+                await asyncio.wait({turn.task})
+            else:
+                return
 
     def playback_remaining_s(self) -> float:
         """How long the client should still be playing the last answer (an estimate)."""
@@ -161,6 +180,7 @@ class LiveSession:
             self._vad_stream = None
         if self._turn_taking is not None:
             self._turn_taking.close()
+        await cancel_and_wait([self._judging])
         turn = self._turn
         if turn is not None and turn.running and turn.interrupt(tell_client=False):
             self._finalize(turn)
@@ -241,6 +261,8 @@ class LiveSession:
                     )
                 return
             self._utterance += pcm
+            if self._turn is not None and self._turn.paused:  # a long utterance is meant: cut without its end
+                self._barge_in("speech", speech_ms=len(self._utterance) * 1000 // (2 * INPUT_SAMPLE_RATE))
             return
         if self.muted:
             return
@@ -255,6 +277,8 @@ class LiveSession:
             case SpeechStarted():
                 self._user_speaking = True
                 self._sink(SpeechDetected("speech_start"))
+                if self._pause_play:
+                    self._barge_in("speech", speech_ms=0)  # pauses the answer at once
             case SpeechConfirmed(speech_ms=speech_ms):
                 self._barge_in("speech", speech_ms=speech_ms)
             case SpeechPaused():
@@ -281,6 +305,10 @@ class LiveSession:
                 if taking is not None:
                     taking.reset()
                 self._sink(SpeechDetected("speech_end"))
+                if (turn := self._turn) is not None and turn.paused:  # a cough or click paused the answer
+                    self._sink(NothingHeard(uuid.uuid4().hex[:12], "noise"))
+                    if self._judging is None or self._judging.done():
+                        turn.resume()
 
     # ------------------------------------------------------------ turns
 
@@ -294,9 +322,17 @@ class LiveSession:
         started_at: float | None = None,
         decided_at: float | None = None,
         decided: dict[str, object] | None = None,
+        judged: bool = False,
     ) -> None:
         """Start the next turn. For an utterance: `spoken` is when it was said (clock times),
-        `started_at` the end of the user's speech, `decided_at` when its end was decided."""
+        `started_at` the end of the user's speech, `decided_at` when its end was decided;
+        `judged`: `text` is its transcript, and it was found meant over a paused answer."""
+        if pcm is not None and not judged and self._turn is not None and self._turn.paused:
+            # Spoken over the paused answer: its words decide whether it cuts (and it is transcribed once).
+            args = {"pcm": pcm, "viewers": viewers, "spoken": spoken, "started_at": started_at,
+                    "decided_at": decided_at, "decided": decided}  # fmt: skip
+            self._judge(args)
+            return
         previous = self._turn
         # An echo needs the character's audio playing while the user spoke (checked before a barge-in cuts it).
         echo_possible = spoken is not None and previous is not None and previous.played_during(*spoken)
@@ -334,7 +370,8 @@ class LiveSession:
         - `client`: an `interrupt` (of `turn_id`, if named) always cuts;
         - `speech`: the user speaks (`start_speaking`, or server VAD heard `speech_ms`
           of speech): cuts when barge-in is on, the busy policy is `interrupt` and the
-          speech is long enough;
+          speech is long enough; with `pause_play`, pauses the answer instead until
+          the speech lasts `barge_in_meant_ms` (then cuts) or ends (`_judge` decides);
         - `new_input`: an utterance or text starts the next turn: cuts, except that the
           busy policy `reject` refuses the new input while a turn runs.
 
@@ -344,12 +381,15 @@ class LiveSession:
         if turn is None or (turn_id is not None and turn_id != turn.id):
             return True
         settings = self.settings
-        if cause == "speech" and not (
-            settings.barge_in_enabled
-            and settings.busy_policy == "interrupt"
-            and (speech_ms is None or speech_ms >= settings.barge_in_min_speech_ms)
-        ):
-            return True
+        if cause == "speech":
+            if not (settings.barge_in_enabled and settings.busy_policy == "interrupt"):
+                return True
+            if self._pause_play:
+                if speech_ms is None or speech_ms < settings.barge_in_meant_ms:
+                    turn.pause()  # the words decide, once the utterance ends (`_judge`)
+                    return True
+            elif speech_ms is not None and speech_ms < settings.barge_in_min_speech_ms:
+                return True
         if cause == "new_input" and turn.running and settings.busy_policy == "reject":
             self._error(ErrorCode.PROCESSING_ERROR, "Session is busy", turn.id)
             return False
@@ -357,6 +397,53 @@ class LiveSession:
             self._set_state("listening")
             self._finalize(turn)
         return True
+
+    def _judge(self, args: dict) -> None:
+        """Decide, from its words, whether an utterance spoken over the paused answer cuts it.
+
+        Verdicts run one after another (a second utterance waits for the first's).
+        """
+        previous = self._judging
+        self._judging = asyncio.create_task(self._verdict(previous, args), name=f"live-verdict-{self.id}")
+
+    async def _verdict(self, previous: asyncio.Task | None, args: dict) -> None:
+        if previous is not None:
+            await wait_ended([previous], None)
+        paused = self._turn
+        if paused is None or not paused.paused:  # decided meanwhile: an ordinary next utterance
+            self._begin_turn(**args, judged=True)
+            return
+        transcriber = await self._ctx.speech.transcriber(self.conversation)
+        started = self._clock()
+        text: str | None = None
+        if transcriber is not None:
+            try:
+                async with asyncio.timeout(self.settings.stt_timeout_s):
+                    text = (await transcriber.transcribe(pcm16_to_wav(args["pcm"], INPUT_SAMPLE_RATE))).strip()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                text = None  # the turn transcribes again and reports the failure with its code
+        if text is None:  # nothing to judge by: meant, as without pause_play
+            self._begin_turn(**args, judged=True)
+            return
+        transcribed = self._clock()
+        spoken = args["spoken"]
+        echo = self._ctx.echo
+        if echo is not None and spoken is not None and paused.played_during(*spoken) and echo.is_echo(text):
+            reason = "echo"
+        else:
+            reason = verdict(text, self.settings.barge_in_min_words)
+        if reason == "meant":
+            self._begin_turn(**{**args, "text": text}, judged=True)
+            turn = self._turn
+            if turn is not None and turn is not paused:
+                turn.marks["stt_done"] = transcribed
+                turn.extra["stt_ms"] = round((transcribed - started) * 1000)
+            return
+        self._sink(NothingHeard(uuid.uuid4().hex[:12], reason))  # type: ignore[arg-type]
+        if self._turn is paused and not self.hearing_user:  # speaking again: that utterance decides
+            paused.resume()
 
     def _finalize(self, turn: Turn) -> None:
         finalizer = asyncio.create_task(turn.finalize(), name=f"live-finalize-{turn.id}")

@@ -4,26 +4,34 @@ The session creates a `Turn`, starts its task and routes commands to it;
 everything about barge-in happens here. Its life is one `phase`:
 
     PENDING --> RUNNING --> DONE
-                   |          |  (the client still plays its audio)
+                   |  ^       |  ^ (the client still plays its audio)
+                   v  |       v  |
+                   PAUSED <---+--+
+                   |          |
                    +----------+--> INTERRUPTED --> FINALIZED
 
 - RUNNING: the task runs the session's `Answerer` (the cascade: STT, the agent
   and the speech stage; or a realtime model); its events go out.
 - DONE: the task ended on its own; history holds the whole answer.
+- PAUSED (clients with `pause_play`): the user speaks over the answer; its
+  playback holds while the session decides whether the speech is meant
+  (`pause()`); the task goes on and its output still goes out (the client
+  queues it); the played-time estimate stops. `resume()` returns to RUNNING
+  (or DONE, if the task ended meanwhile); a meant interruption cuts.
 - INTERRUPTED: `interrupt()` stopped the agent, the task and the speech at once;
   nothing of the turn goes out any more but its `end`.
 - FINALIZED: `finalize()` cut history to what the user heard (`heard`).
 
 DONE and FINALIZED are settled: the next turn may reach the agent. Room is
 left for a SPECULATIVE phase before RUNNING (output held until the user is
-done) and a PAUSED one between RUNNING and INTERRUPTED (user speech while it
-plays, not yet a cut); neither exists yet.
+done).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 import uuid
 from collections.abc import Callable
@@ -34,7 +42,17 @@ from typing import Protocol
 from ..errors import ErrorCode
 from ..log import logger
 from .echo import EchoGuard
-from .events import AgentState, ErrorRaised, Event, PlaybackStopped, TurnEnded, TurnMetrics, ViewerEvent
+from .events import (
+    AgentState,
+    ErrorRaised,
+    Event,
+    PlaybackPaused,
+    PlaybackResumed,
+    PlaybackStopped,
+    TurnEnded,
+    TurnMetrics,
+    ViewerEvent,
+)
 from .heard import SpokenSentence
 from .heard import heard_text as heard_of
 from .ports import Agent, AgentRun, Conversation, Speech
@@ -78,6 +96,7 @@ class Answerer(Protocol):
 class Phase(Enum):
     PENDING = "pending"
     RUNNING = "running"
+    PAUSED = "paused"
     DONE = "done"
     INTERRUPTED = "interrupted"
     FINALIZED = "finalized"
@@ -144,6 +163,9 @@ class Turn:
         self.heard: str | None = None  # once cut: what history keeps of the answer
         self._end_owed = False  # the client still has to be told this cut turn's `end`
         self._report_arrived: asyncio.Future[None] | None = None  # while finalize() waits for a report
+        # pauses: (start, end) clock times, end None while paused; the phase a resume returns to
+        self._pauses: list[tuple[float, float | None]] = []
+        self._paused_from = Phase.RUNNING
 
     def __repr__(self) -> str:
         return f"Turn({self.id}, {self.phase.value})"
@@ -152,7 +174,14 @@ class Turn:
 
     @property
     def running(self) -> bool:
-        return self.phase in (Phase.PENDING, Phase.RUNNING)
+        """The answer is still being produced (also while its playback is paused)."""
+        return self.phase in (Phase.PENDING, Phase.RUNNING) or (
+            self.phase is Phase.PAUSED and self._paused_from is Phase.RUNNING
+        )
+
+    @property
+    def paused(self) -> bool:
+        return self.phase is Phase.PAUSED
 
     @property
     def cut(self) -> bool:
@@ -205,6 +234,8 @@ class Turn:
         finally:
             if self.phase is Phase.RUNNING:
                 self._enter(Phase.DONE)
+            elif self.phase is Phase.PAUSED:
+                self._paused_from = Phase.DONE  # still paused until the session decides
 
     def emit_playback(self, event: Event) -> None:
         """Output of the playback stage: its first audio makes the agent `speaking`."""
@@ -220,31 +251,84 @@ class Turn:
 
     # ------------------------------------------------------------ barge-in
 
-    def estimated_played_ms(self, at: float | None = None) -> int:
-        """What the client has played by `at` (now), if it plays in real time from the first audio."""
+    def pause(self) -> bool:
+        """The user speaks over the answer: the client holds its playback (`pause_play`).
+
+        The task goes on and its output still goes out; the played-time estimate stops
+        until `resume()`. Returns whether it paused: not when cut, already paused, or
+        ended with all of its audio played.
+        """
+        if self.phase not in (Phase.RUNNING, Phase.DONE) or (self.phase is Phase.DONE and self._played_all(None)):
+            return False
+        self._paused_from = self.phase
+        self._enter(Phase.PAUSED)
+        self._pauses.append((self.clock(), None))
+        self._sink(PlaybackPaused(self.id))
+        return True
+
+    def resume(self) -> bool:
+        """The speech was not meant as an interruption: play on where it paused (`resume_play`)."""
+        if self.phase is not Phase.PAUSED:
+            return False
+        self._pauses[-1] = (self._pauses[-1][0], self.clock())
+        self._enter(self._paused_from)
+        self._sink(PlaybackResumed(self.id))
+        return True
+
+    def _playing_s(self, at: float) -> float:
+        """Seconds the client spent playing between the first audio and `at`: real time, pauses left out."""
         first_audio = self.marks.get("first_audio")
-        if self.stage is None or first_audio is None:
+        if first_audio is None or at <= first_audio:
+            return 0.0
+        paused = sum(
+            max(0.0, min(at if end is None else end, at) - max(start, first_audio)) for start, end in self._pauses
+        )
+        return at - first_audio - paused
+
+    def _playing_spans(self, first_audio: float, stop: float):
+        """The clock intervals from the first audio to `stop` in which playback was not paused."""
+        at = first_audio
+        for start, end in self._pauses:
+            if end is not None and end <= at:
+                continue
+            if start > at:
+                yield at, min(start, stop)
+            if end is None or end >= stop:
+                return
+            at = max(at, end)
+        if at < stop:
+            yield at, stop
+
+    def estimated_played_ms(self, at: float | None = None) -> int:
+        """What the client has played by `at` (now), if it plays in real time from the first audio
+        and holds while paused."""
+        if self.stage is None:
             return 0
-        elapsed = ((self.clock() if at is None else at) - first_audio) * 1000
-        return int(max(0, min(elapsed, self.stage.audio_ms)))
+        elapsed = self._playing_s(self.clock() if at is None else at) * 1000
+        return round(max(0, min(elapsed, self.stage.audio_ms)))
 
     def played_during(self, start: float, end: float) -> bool:
         """Whether this answer's audio could be heard between clock times `start` and `end`.
 
-        It plays from its first audio for as long as the client reported, or as estimated
-        (real time), until it was cut; a running answer may go on playing.
+        It plays from its first audio, except while paused, for as long as the client
+        reported, or as estimated (real time), until it was cut; a running answer may go
+        on playing. Each stretch of playing may still be heard `ECHO_TAIL_S` after it.
         """
         first_audio = self.marks.get("first_audio")
         if first_audio is None or self.stage is None:
             return False
         if self.cut_at is not None:
             played = self.played_ms if self.played_ms is not None else self.estimated_played_ms(self.cut_at)
-            until = min(first_audio + played / 1000, self.cut_at)
+            left, stop = played / 1000, self.cut_at
         else:
-            until = first_audio + self.stage.audio_ms / 1000
-            if self.running:
-                until = max(until, self.clock())
-        return start < until + ECHO_TAIL_S and end > first_audio
+            left, stop = (math.inf if self.running else self.stage.audio_ms / 1000), math.inf
+        for span_start, span_end in self._playing_spans(first_audio, stop):
+            if span_end - span_start >= left:
+                return start < span_start + left + ECHO_TAIL_S and end > span_start
+            if start < span_end + ECHO_TAIL_S and end > span_start:
+                return True
+            left -= span_end - span_start
+        return False
 
     def unplayed_ms(self) -> int:
         """Audio of this answer the client should still be playing (an estimate; 0 once cut)."""

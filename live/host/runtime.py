@@ -41,6 +41,7 @@ def vad_settings(settings: LiveSettings) -> VadSettings:
         min_speech_ms=settings.vad_min_speech_ms,
         preroll_ms=settings.vad_preroll_ms,
         confirm_ms=settings.barge_in_min_speech_ms,
+        long_speech_ms=settings.barge_in_meant_ms,
         max_utterance_ms=settings.limits.max_utterance_ms,
     )
 

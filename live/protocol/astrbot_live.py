@@ -46,6 +46,7 @@ FEATURES = (
     "text_input",
     "receive_audio",
     "rooms",
+    "pause_play",
 )
 
 
@@ -192,6 +193,10 @@ class AstrBotLiveDialect:
                 return {"t": "bot_msg", "data": {"text": text, "ts": ts}, "turn": turn}
             case ev.PlaybackStopped(turn_id=turn):
                 return {"t": "stop_play", "turn": turn}
+            case ev.PlaybackPaused(turn_id=turn):
+                return {"t": "pause_play", "turn": turn}
+            case ev.PlaybackResumed(turn_id=turn):
+                return {"t": "resume_play", "turn": turn}
             case ev.TurnEnded(turn_id=turn, interrupted=interrupted, text=text, heard=heard):
                 data = {"interrupted": interrupted, "text": text}
                 if heard is not None:

@@ -29,6 +29,7 @@ class ConnectRequest:
     receive_audio: bool  # False: no answer audio frames for this client (captions only)
     server_vad: bool  # False (`vad=off`): the client delimits utterances itself
     reports_playback: bool  # the client sends `playback_report` after a server-initiated `stop_play`
+    pause_play: bool = False  # the client holds playback on `pause_play`: speech pauses the answer before it cuts
 
     @staticmethod
     def dialect_of(query: Mapping[str, str], dialects: Collection[str]) -> str:
@@ -64,6 +65,7 @@ class ConnectRequest:
             receive_audio=(query.get("audio") or "1").lower() not in _OFF,
             server_vad=(query.get("vad") or "server").lower() not in ("off", "client", "none"),
             reports_playback=query.get("report_playback") in ("1", "true"),
+            pause_play=query.get("pause_play") in ("1", "true"),
         )
 
 

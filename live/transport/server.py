@@ -127,6 +127,7 @@ class LiveServer:
             vad=vad,
             output=request.output,
             reports_playback=request.reports_playback,
+            pause_play=request.pause_play,
         )
 
     def _chat_factory(self, app, access, conversation: Conversation):
