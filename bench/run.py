@@ -32,8 +32,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="few runs, capacity at 50 and 100 only (~85 s)")
     ap.add_argument("--out", type=Path, help="results folder (default bench/results, or bench/results/quick)")
-    ap.add_argument("--only", action="append", choices=("latency", "interrupt", "capacity"),
-                    help="run only these parts (repeatable)")  # fmt: skip
+    ap.add_argument("--only", action="append", choices=("latency", "interrupt", "capacity", "turn_taking"),
+                    help="run only these parts (repeatable); turn_taking (~15 min, needs Piper) runs only "
+                         "when named")  # fmt: skip
     ap.add_argument("--levels", help="capacity levels, comma-separated (default 50,100,200,300)")
     ap.add_argument("--bisect", type=int, default=3, metavar="STEPS",
                     help="capacity: bisection steps after the first failing level (default 3; --quick: 0)")  # fmt: skip
@@ -102,11 +103,22 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.stop()
         shutil.rmtree(root, ignore_errors=True)
+    machine = report.machine_facts()
+    if "turn_taking" in parts:
+        from bench import turn_taking
+
+        command = "bench/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
+        written = turn_taking.write(results.pop("turn_taking"), out_dir, command=command.strip(), machine=machine)
+        print(written.read_text(encoding="utf-8"))
+        log(f"turn taking results in {written.with_suffix('.json')} and {written}")
+        if parts == {"turn_taking"}:  # the other parts' results files stay as they are
+            log(f"done in {time.monotonic() - started:.0f} s")
+            return 0
     results.update(
         mode="quick" if args.quick else "full",
         generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         duration_s=time.monotonic() - started,
-        machine=report.machine_facts(),
+        machine=machine,
         background_cpu_cores=background,
     )
     report.write(results, samples, out_dir)
@@ -169,6 +181,18 @@ async def _bench(server, providers, args, parts: set[str], started: float) -> tu
             )  # fmt: skip
         results["capacity"] = by_frame[str(frame_sizes[0])]  # the headline frame size
         results["capacity_by_frame_ms"] = by_frame
+    if "turn_taking" in parts:
+        from bench import turn_taking
+
+        plan = turn_taking.QUICK if quick else turn_taking.FULL
+        say, close = turn_taking.piper_say()
+        try:
+            log("turn taking: synthesizing the voices (Piper)")
+            voices = await asyncio.to_thread(turn_taking.make_voices, say, plan)
+        finally:
+            close()
+        log(f"turn taking: {plan}")
+        results["turn_taking"] = await turn_taking.run_suite(server, providers, voices, plan=plan, progress=log)
     results["targets"] = report.targets_table(results["latency"], results["interrupt"], results["capacity"])
     return results, samples
 

@@ -38,3 +38,26 @@ async def test_one_voice_turn_per_side_is_measured(astrbot, fake):
     assert isinstance(table["ratio_first_audio_median"], float)
     # the built-in's switches on the booted instance were put back
     assert astrbot.lifecycle.astrbot_config["provider_tts_settings"]["enable"] == tts_enabled
+
+
+async def test_the_turn_taking_suite_measures_every_kind_of_scenario(astrbot, fake, say):
+    """One of each scenario, streamed in real time under the silence rule (~30 s)."""
+    from bench import turn_taking as tt
+
+    plan = tt.Plan(complete=1, thinking=1, backchannel_rounds=1, backchannels=("mm-hmm",), interruptions=1,
+                   provider_sets=("instant",))  # fmt: skip
+    voices = tt.make_voices(say, plan)
+    result = await tt.run_suite(astrbot, fake, voices, plan=plan, policies=tt.POLICIES[:1], warmup=False)
+    by_kind = {s["kind"]: s for s in result["samples"]}
+    assert sorted(by_kind) == ["backchannel", "complete", "interruption", "thinking"]
+    assert all(s["ok"] for s in result["samples"]), [(s["kind"], s["error"]) for s in result["samples"]]
+    complete = by_kind["complete"]
+    assert 0 < complete["user_msg_ms"] < complete["first_audio_ms"]
+    assert complete["eot"]["eot_mode"] == "silence" and complete["eot"]["eot_reason"] == "silence"
+    assert by_kind["thinking"]["ended_turn_in_pause"] is True  # 800 ms > the 500 ms silence rule
+    assert by_kind["interruption"]["answer_ended"] is True and by_kind["interruption"]["stop_play_ms"] > 0
+    assert by_kind["backchannel"]["answer_ended"] in (True, False)
+    row = result["summary"]["silence"]
+    assert row["complete_instant"]["n"] == 1 and row["thinking"] == {**row["thinking"], "ended_turn": 1, "n": 1}
+    assert "| thinking pauses (600-900 ms) that ended the turn | 1 of 1 (100%) |" in tt.markdown(result)
+    assert astrbot.plugin().settings.end_of_turn == "model"  # the suite put the settings back
