@@ -62,16 +62,19 @@ class RoomsApi:
     def __init__(self, server: LiveServer) -> None:
         self._server = server
 
-    async def _user(self, request: Request) -> str:
-        return await self._server.authenticate(self._server.access_for(request.app), request)
-
-    async def ingest(self, request: Request) -> JSONResponse:
-        """POST /api/v1/live/rooms/{name}/events"""
+    async def _user(self, request: Request) -> str | JSONResponse:
+        """Who the request speaks for, or the refusal to answer with (403 for a known key's bad claim)."""
         try:
-            owner = await self._user(request)
+            return await self._server.authenticate(self._server.access_for(request.app), request)
         except AuthError as exc:
             status = 403 if exc.code in (ErrorCode.FORBIDDEN, ErrorCode.BAD_USER) else 401
             return _error(status, exc.code, exc.message)
+
+    async def ingest(self, request: Request) -> JSONResponse:
+        """POST /api/v1/live/rooms/{name}/events"""
+        owner = await self._user(request)
+        if isinstance(owner, JSONResponse):
+            return owner
         body = await request.body()
         if len(body) > MAX_BODY_BYTES:
             return _error(413, ErrorCode.FRAME_TOO_LARGE, f"body larger than {MAX_BODY_BYTES} bytes")
@@ -103,10 +106,9 @@ class RoomsApi:
 
     async def list(self, request: Request) -> JSONResponse:
         """GET /api/v1/live/rooms"""
-        try:
-            owner = await self._user(request)
-        except AuthError as exc:
-            return _error(401, exc.code, exc.message)
+        owner = await self._user(request)
+        if isinstance(owner, JSONResponse):
+            return owner
         return JSONResponse({"rooms": [room.describe() for room in self._server.rooms.owned_by(owner)]})
 
 

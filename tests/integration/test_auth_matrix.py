@@ -216,11 +216,16 @@ ENDPOINTS = [
         "room_events", "http", f"/api/v1/live/rooms/{ROOM}/events", method="POST",
         body={"events": [{"kind": "entry", "user": {"name": "Mika", "id": "1"}}]}, rooms=True,
     ),
+    Endpoint("room_list", "http", "/api/v1/live/rooms", rooms=True),
 ]
 
 
 def _room_accepted(body: Any) -> bool:
     return isinstance(body, dict) and "accepted" in body and "queue" in body
+
+
+def _room_list(body: Any) -> bool:
+    return isinstance(body, dict) and isinstance(body.get("rooms"), list)
 
 
 def _room_code(code: str) -> Callable[[Any], bool]:
@@ -295,6 +300,10 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "repeated_key_with_different_values": Http(401, _room_code("UNAUTHORIZED")),
         "same_key_everywhere": Http(200, _room_accepted),
     },
+}
+# The room list takes the same credentials, with the same refusals, as ingestion.
+EXPECTED["room_list"] = {
+    name: Http(200, _room_list) if cell.status == 200 else cell for name, cell in EXPECTED["room_events"].items()
 }
 
 # ---------------------------------------------------------------- fixtures
