@@ -12,7 +12,7 @@ fast the CPU is); everything after it is wall-clock work (VAD, STT, TTS).
 The LLM is not part of this loop: the reply text is fixed.
 
 Run from the repository root:
-    python bench/offline_speech.py [--runs 12] [--out bench/results/offline_speech.json]
+    .venv/bin/python bench/offline_speech.py [--runs 12] [--out bench/results/offline_speech.json]
 """
 
 from __future__ import annotations
