@@ -80,6 +80,7 @@ class LiveSettings:
     vad_threshold: float = 0.5
     vad_min_speech_ms: int = 250
     vad_preroll_ms: int = 300
+    noise_suppression: bool = False  # server VAD: RNNoise cleans the microphone before VAD and STT
     barge_in_enabled: bool = True
     barge_in_min_speech_ms: int = 300
     # pause_play clients: speech pauses the answer; it cuts when this long (voiced ms) or, at its end,
@@ -128,6 +129,7 @@ class LiveSettings:
             vad_threshold=_num(raw, "vad_threshold", 0.5, 0.05, 0.95),
             vad_min_speech_ms=_int(raw, "vad_min_speech_ms", 250, 50, 5000),
             vad_preroll_ms=_int(raw, "vad_preroll_ms", 300, 0, 2000),
+            noise_suppression=bool(raw.get("noise_suppression", False)),
             barge_in_enabled=bool(raw.get("barge_in_enabled", True)),
             barge_in_min_speech_ms=_int(raw, "barge_in_min_speech_ms", 300, 0, 5000),
             barge_in_meant_ms=_int(raw, "barge_in_meant_ms", 1200, 300, 10000),

@@ -5,7 +5,9 @@ than the VAD itself at 50 sessions. Here sessions only append to their stream's 
 (no await, never blocks); one worker task takes the pending audio of every stream,
 runs all the end-pointers in one job on its own thread (`feed_streams`: streams on a
 shared Silero model are scored in one batch), and hands each stream's events back on
-the event loop, in order.
+the event loop, in order. A stream may also have a noise suppressor (`noise_suppression`):
+it cleans the audio on the same thread, before the endpointer hears it, so the utterance
+handed on (to STT and the end-of-turn model) is the cleaned audio.
 
 Ownership: the server holds the `VadWorker`; each session opens one `VadStream` and
 closes it. The worker's task starts with the first open stream and ends by itself
@@ -26,6 +28,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+from ..audio.denoise import StreamDenoiser
 from ..audio.vad import Endpointer, VadEvent
 from ..audio.vad_batch import feed_streams
 from ..log import logger
@@ -41,8 +44,8 @@ CYCLE_MS = 5.0
 class VadStream:
     """One session's microphone, as seen by the worker. Create with `VadWorker.open_stream`."""
 
-    __slots__ = ("_deliver", "_end_request", "_pending", "_pending_bytes", "_worker", "closed", "dropped_chunks",
-                 "endpointer", "failed", "lags_ms")  # fmt: skip
+    __slots__ = ("_deliver", "_end_request", "_pending", "_pending_bytes", "_worker", "closed", "denoiser",
+                 "dropped_chunks", "endpointer", "failed", "lags_ms")  # fmt: skip
 
     def __init__(self, worker: VadWorker, deliver: Callable[[VadEvent], None], lags_ms: deque[float]) -> None:
         self._worker = worker
@@ -51,6 +54,7 @@ class VadStream:
         self._pending_bytes = 0
         self._end_request: int | None = None  # a pause id: end the utterance if still in that pause
         self.endpointer: Endpointer | None = None  # built off the loop; audio queues meanwhile
+        self.denoiser: StreamDenoiser | None = None  # built with it, when the stream asked for one
         self.lags_ms = lags_ms
         self.dropped_chunks = 0
         self.failed = False
@@ -91,6 +95,7 @@ class VadStream:
         self._pending.clear()
         self._pending_bytes = 0
         self.endpointer = None
+        self.denoiser = None  # freed with its last reference: a cycle on the thread may still hold it
         self._worker.forget(self)
 
     def _take(self) -> tuple[bytes, float, int | None] | None:
@@ -127,6 +132,7 @@ class VadWorker:
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._told_denoise_off = False
         self.closed = False
 
     def __repr__(self) -> str:
@@ -145,16 +151,19 @@ class VadWorker:
         make_endpointer: Callable[[], Endpointer],
         deliver: Callable[[VadEvent], None],
         lags_ms: deque[float] | None = None,
+        *,
+        denoise: bool = False,
     ) -> VadStream:
-        """Register a stream (on the event loop). Its endpointer is built in the default
-        executor, never on the loop; `deliver` gets its events on the loop, in order, and
-        `lags_ms` each cycle's queue -> events lag of its oldest audio."""
+        """Register a stream (on the event loop). Its endpointer (and with `denoise`, its noise
+        suppressor) is built in the default executor, never on the loop; `deliver` gets its
+        events on the loop, in order, and `lags_ms` each cycle's queue -> events lag of its
+        oldest audio."""
         if self.closed:
             raise RuntimeError("the VAD worker is closed")
         stream = VadStream(self, deliver, lags_ms if lags_ms is not None else deque(maxlen=1024))
         self._streams.add(stream)
         loop = asyncio.get_running_loop()
-        loop.run_in_executor(None, make_endpointer).add_done_callback(lambda f: self._ready(stream, f))
+        loop.run_in_executor(None, _build, make_endpointer, denoise).add_done_callback(lambda f: self._ready(stream, f))
         if not self.running:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="live-vad")
@@ -195,7 +204,11 @@ class VadWorker:
             self._marked.pop(stream, None)
             logger.error("live VAD: building the endpointer failed: %s", made.exception())
             return
-        stream.endpointer = made.result()
+        stream.endpointer, stream.denoiser = made.result()
+        if stream.denoiser is not None and not stream.denoiser.active and not self._told_denoise_off:
+            self._told_denoise_off = True  # once per worker, not once per session
+            logger.warning("live VAD: noise suppression is on but unavailable, audio passes through: %s",
+                           stream.denoiser.detail)
         self._wake.set()  # its audio waited in `_marked`
 
     async def _run(self) -> None:
@@ -218,7 +231,7 @@ class VadWorker:
                     del self._marked[s]
             if not batch:
                 continue
-            work = [(s.endpointer, taken[0]) for s, taken in batch]
+            work = [(s.endpointer, s.denoiser, taken[0]) for s, taken in batch]
             ends = [taken[2] for _, taken in batch]
             job: Future = executor.submit(_cycle, work, ends)
             try:
@@ -234,11 +247,18 @@ class VadWorker:
                 stream._emit(events)
 
 
-def _cycle(work: list[tuple[Endpointer, bytes]], ends: list[int | None]) -> list[list[VadEvent]]:
-    """One cycle on the worker thread: feed the audio, then act on end requests (audio queued
-    before a request was heard before it: a user who spoke again keeps the utterance going)."""
-    results = feed_streams(work)
-    for (endpointer, _), end, events in zip(work, ends, results):
+def _build(make_endpointer: Callable[[], Endpointer], denoise: bool) -> tuple[Endpointer, StreamDenoiser | None]:
+    """A stream's parts, off the loop (the first denoiser imports pyrnnoise: ~1 s)."""
+    return make_endpointer(), StreamDenoiser() if denoise else None
+
+
+def _cycle(
+    work: list[tuple[Endpointer, StreamDenoiser | None, bytes]], ends: list[int | None]
+) -> list[list[VadEvent]]:
+    """One cycle on the worker thread: clean the audio where asked, feed it, then act on end requests
+    (audio queued before a request was heard before it: a user who spoke again keeps the utterance going)."""
+    results = feed_streams([(ep, pcm if denoiser is None else denoiser.process(pcm)) for ep, denoiser, pcm in work])
+    for (endpointer, _, _), end, events in zip(work, ends, results):
         if end is not None:
             events.extend(endpointer.end_utterance(end))
     return results
@@ -253,6 +273,8 @@ class ServerVad:
     end_of_turn: TurnModelWorker | None = None
     """The server's end-of-turn model (None: the silence rule, for `end_of_turn_off_reason`)."""
     end_of_turn_off_reason: str = "model_off"
+    noise_suppression: bool = False
+    """Clean each stream's audio (RNNoise) before the VAD hears it."""
 
     def open(self, deliver: Callable[[VadEvent], None], lags_ms: deque[float]) -> VadStream:
-        return self.worker.open_stream(self.make_endpointer, deliver, lags_ms)
+        return self.worker.open_stream(self.make_endpointer, deliver, lags_ms, denoise=self.noise_suppression)

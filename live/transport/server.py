@@ -15,6 +15,7 @@ from typing import Any
 from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocket
 
+from ..audio.denoise import noise_suppression_status
 from ..config import LiveSettings
 from ..engine.events import ErrorRaised
 from ..engine.ports import Conversation
@@ -116,7 +117,11 @@ class LiveServer:
     def _session(self, session_id, conversation, settings, sink, request: ConnectRequest) -> LiveSession:
         factory = self._services.endpointer
         use_vad = request.server_vad and factory is not None and self.vad is not None
-        vad = ServerVad(self.vad, lambda: factory(settings), self.end_of_turn) if use_vad else None
+        vad = (
+            ServerVad(self.vad, lambda: factory(settings), self.end_of_turn, noise_suppression=settings.noise_suppression)
+            if use_vad
+            else None
+        )
         return LiveSession(
             session_id=session_id,
             conversation=conversation,
@@ -183,6 +188,7 @@ class LiveServer:
             "rooms": len(self.rooms.rooms),
             "vad_lag_p99_ms": round(p99, 2),
             **self.end_of_turn_status(detail=True),
+            **noise_suppression_status(self._settings().noise_suppression and self.vad is not None),
         }
 
     def end_of_turn_status(self, *, detail: bool = False) -> dict[str, Any]:
