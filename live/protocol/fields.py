@@ -17,6 +17,13 @@ from . import ChatReply, ChatRequest, Reply
 
 MAX_ID_CHARS = 128  # stamps and turn ids: anything longer is not an id this server gave or expects
 MAX_SAFE_INTEGER = 2**53  # JSON numbers beyond this lose precision in JavaScript clients
+NOT_ANSWERED = {
+    "empty_transcript": "Not answered: no words were heard.",
+    "echo": "Not answered: only the character's own voice was heard.",
+    "backchannel": "Not an interruption: only an acknowledgement was heard; the answer goes on.",
+    "noise": "Not an interruption: only a short noise was heard; the answer goes on.",
+}
+"""What dialects without a `transcript_empty` frame show for a `NothingHeard` notice, by reason."""
 
 
 def dumps(frame: dict[str, Any]) -> str:

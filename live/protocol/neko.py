@@ -29,7 +29,7 @@ from ..audio.wav import wav_to_pcm16
 from ..engine import events as ev
 from ..errors import ErrorCode, ProtocolError
 from . import Decoded, Outgoing, Reply
-from .fields import chat_request, dumps, frame_type, housekeeping, parse_object, shown, unknown_type
+from .fields import NOT_ANSWERED, chat_request, dumps, frame_type, housekeeping, parse_object, shown, unknown_type
 from .olv import leading_tags
 
 NAME = "neko"
@@ -236,6 +236,9 @@ class NekoDialect:
                 return [dumps({"type": "status", "message": dumps(status)})]
             case ev.Pong():
                 return [dumps({"type": "pong"})]
+            case ev.NothingHeard(turn_id=turn, reason=reason):  # a notice, in the status frame errors use
+                details = {"message": NOT_ANSWERED[reason], "reason": reason, "turn_id": turn}
+                return [dumps({"type": "status", "message": dumps({"code": "TRANSCRIPT_EMPTY", "details": details})})]
         return []
 
     def _gemini(self, turn: str, text: str) -> list[str | bytes]:

@@ -27,7 +27,17 @@ from ..audio.wav import pcm16_to_wav, wav_to_pcm16
 from ..engine import events as ev
 from ..errors import ErrorCode, ProtocolError
 from . import Decoded, Outgoing, Reply
-from .fields import chat_request, dumps, frame_type, housekeeping, parse_object, text_of, unknown_type, viewer_of
+from .fields import (
+    NOT_ANSWERED,
+    chat_request,
+    dumps,
+    frame_type,
+    housekeeping,
+    parse_object,
+    text_of,
+    unknown_type,
+    viewer_of,
+)
 
 NAME = "olv"
 SLICE_MS = 20
@@ -179,6 +189,8 @@ class OlvDialect:
                 return [control("conversation-chain-end")]
             case ev.SpeechDetected(state="speech_end"):
                 return [control("mic-audio-end")]
+            case ev.NothingHeard(reason=reason):  # never silent: the status line says why (`reason`: the code)
+                return [{"type": "full-text", "text": NOT_ANSWERED[reason], "reason": reason}]
             case ev.UserTranscribed(text=text):
                 if text in self._typed:  # the client already shows what it typed
                     self._typed.remove(text)

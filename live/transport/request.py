@@ -65,7 +65,8 @@ class ConnectRequest:
             receive_audio=(query.get("audio") or "1").lower() not in _OFF,
             server_vad=(query.get("vad") or "server").lower() not in ("off", "client", "none"),
             reports_playback=query.get("report_playback") in ("1", "true"),
-            pause_play=query.get("pause_play") in ("1", "true"),
+            # only this dialect has frames to hold playback; OLV and N.E.K.O clients keep today's barge-in
+            pause_play=dialect == DEFAULT_DIALECT and query.get("pause_play") in ("1", "true"),
         )
 
 

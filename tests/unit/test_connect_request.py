@@ -45,6 +45,9 @@ def test_defaults():
         ({"vad": "off"}, "server_vad", False),
         ({"vad": "client"}, "server_vad", False),
         ({"report_playback": "1"}, "reports_playback", True),
+        ({"pause_play": "1"}, "pause_play", True),
+        ({"pause_play": "1", "protocol": "olv"}, "pause_play", False),  # OLV has no frame to hold playback
+        ({"pause_play": "true", "protocol": "neko"}, "pause_play", False),
     ],
 )
 def test_each_parameter(query, field, value):

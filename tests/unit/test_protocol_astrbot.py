@@ -228,6 +228,9 @@ def test_hello_states_this_dialects_features():
         ),  # fmt: skip
         (ev.BotReplied("T", "Sunny.", 9), [{"t": "bot_msg", "data": {"text": "Sunny.", "ts": 9}, "turn": "T"}]),
         (ev.PlaybackStopped("T"), [{"t": "stop_play", "turn": "T"}]),
+        (ev.PlaybackPaused("T"), [{"t": "pause_play", "turn": "T"}]),
+        (ev.PlaybackResumed("T"), [{"t": "resume_play", "turn": "T"}]),
+        (ev.NothingHeard("T", "backchannel"), [{"t": "transcript_empty", "data": {"reason": "backchannel"}, "turn": "T"}]),
         (ev.TurnEnded("T", False, "Sunny."), [{"t": "end", "turn": "T", "data": {"interrupted": False, "text": "Sunny."}}]),
         (ev.TurnMetrics("T", {"turn_end": 9}, {"input": "text"}), [{"t": "metrics", "turn": "T", "data": {"timeline": {"turn_end": 9}, "input": "text"}}]),
         (ev.ErrorRaised(ErrorCode.STT_FAILED, "no"), [{"t": "error", "code": "STT_FAILED", "data": "no"}]),

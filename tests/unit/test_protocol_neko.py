@@ -238,7 +238,12 @@ def test_barge_in_tells_the_client_which_speech_to_drop():
             [{"type": "status", "message": json.dumps({"code": "STT_FAILED", "details": {"message": "no", "turn_id": "T"}}, separators=(",", ":"))}],
         ),
         (ev.SpeechDetected("speech_start"), []),
-        (ev.NothingHeard("T", "echo"), []),
+        (
+            ev.NothingHeard("T", "echo"),
+            [{"type": "status", "message": json.dumps({"code": "TRANSCRIPT_EMPTY", "details": {"message": "Not answered: only the character's own voice was heard.", "reason": "echo", "turn_id": "T"}}, separators=(",", ":"))}],
+        ),
+        (ev.PlaybackPaused("T"), []),
+        (ev.PlaybackResumed("T"), []),
         (ev.OutputConfigured("pcm16", 48000), []),
         (ev.SentenceStarted("T", 0, "No tags."), []),
         (ev.SentenceStarted("T", 0, "[Sadness] Oh no."), [{"type": "emotion", "emotion": "sad"}]),

@@ -229,7 +229,10 @@ def test_barge_in_sends_control_interrupt_unless_the_client_stopped_itself():
     [
         (ev.SpeechDetected("speech_start"), []),
         (ev.SpeechDetected("speech_end"), [{"type": "control", "text": "mic-audio-end"}]),
-        (ev.NothingHeard("T", "empty_transcript"), []),
+        (ev.NothingHeard("T", "empty_transcript"), [{"type": "full-text", "text": "Not answered: no words were heard.", "reason": "empty_transcript"}]),
+        (ev.NothingHeard("T", "echo"), [{"type": "full-text", "text": "Not answered: only the character's own voice was heard.", "reason": "echo"}]),
+        (ev.PlaybackPaused("T"), []),
+        (ev.PlaybackResumed("T"), []),
         (ev.AgentTextDelta("T", "hi"), []),
         (ev.StateChanged("speaking"), []),
         (ev.StateChanged("listening"), []),
