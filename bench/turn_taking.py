@@ -484,7 +484,8 @@ class Sample:
     item: str
     ok: bool = False
     error: str | None = None
-    user_msg_ms: float | None = None  # end of the user's last word -> user_msg
+    end_decided_ms: float | None = None  # end of the user's last word -> `vad` speech_end (the end decided)
+    user_msg_ms: float | None = None  # -> user_msg
     first_audio_ms: float | None = None  # -> first response audio of that turn
     user_msgs: int = 0
     ended_turn_in_pause: bool | None = None  # thinking: the pause ended a turn
@@ -493,6 +494,7 @@ class Sample:
     resume_play_ms: float | None = None  # voiced end -> resume_play
     stop_play_ms: float | None = None  # voiced start -> stop_play
     stop_play_after_end_ms: float | None = None  # voiced end -> stop_play
+    notice: str | None = None  # the reason of a `transcript_empty` after the sound (backchannel, noise, ...)
     voiced_ms: float | None = None
     pause_ms: int | None = None
     eot: dict = field(default_factory=dict)  # the turn's eot_* metrics (and any speculation fields)
@@ -527,7 +529,10 @@ def _finish(sample: Sample, listener: Listener, mic: Mic, ref: float, since: flo
 
 
 async def _after_speech(listener: Listener, sample: Sample, speech_end: float, *, wait_s: float) -> None:
-    """The turn that follows the user's last word: its user_msg, first audio and metrics."""
+    """The turn that follows the user's last word: its end, user_msg, first audio and metrics."""
+    ended = await listener.wait(lambda f: f.get("t") == "vad" and (f.get("data") or {}).get("state") == "speech_end"
+                                and f["_at"] >= speech_end, speech_end + wait_s)  # fmt: skip
+    sample.end_decided_ms = _ms(ended["_at"], speech_end) if ended else None
     user = await listener.wait(of_type("user_msg", after=speech_end), speech_end + wait_s)
     if user is None:
         sample.error = "no user_msg after the utterance"
@@ -638,6 +643,9 @@ async def run_during_answer(
         sample.pause_play_ms = _ms(pause["_at"], placed.voiced_start_at) if pause else None
         sample.resume_play_ms = _ms(resume["_at"], placed.voiced_end_at) if resume else None
         sample.user_msgs = sum(1 for f in listener.frames if f.get("t") == "user_msg" and f["_at"] > placed.start_at)
+        notice = next((f for f in listener.frames if f.get("t") == "transcript_empty" and f["_at"] >= placed.start_at),
+                      None)  # fmt: skip
+        sample.notice = (notice.get("data") or {}).get("reason") if notice else None
         sample.ok = True
     finally:
         await mic.stop()
@@ -820,6 +828,7 @@ def summarize(samples: list[Sample], policy_names: list[str], unavailable: dict[
                 continue
             ok = [s for s in done if s.ok]
             row[f"complete_{providers}"] = {
+                "end_decided_ms": summary(s.end_decided_ms for s in ok),
                 "user_msg_ms": summary(s.user_msg_ms for s in ok),
                 "first_audio_ms": summary(s.first_audio_ms for s in ok),
                 "eot_silence_ms": summary(s.eot.get("eot_silence_ms") for s in ok),
@@ -864,6 +873,7 @@ def summarize(samples: list[Sample], policy_names: list[str], unavailable: dict[
                 "by_item": by_item,
                 "paused": sum(1 for s in ok if s.pause_play_ms is not None),
                 "resumed": sum(1 for s in ok if s.resume_play_ms is not None),
+                "notices": _count(s.notice for s in ok if s.notice),
                 "pause_play_ms": summary(s.pause_play_ms for s in ok),
                 "resume_play_after_end_ms": summary(s.resume_play_ms for s in ok),
                 "stop_play_ms": summary(s.stop_play_ms for s in ok),
@@ -894,6 +904,13 @@ def _k_of_n(row: dict, key: str, names: tuple[str, ...] | None = None, *, pct: b
     return f"{k} of {n}" + (f" ({100 * k / n:.0f}%)" if pct and n else "")
 
 
+def _pause_cell(part: dict | None) -> str:
+    if not part:
+        return "–"
+    notices = ", ".join(f"{reason} {n}" for reason, n in part.get("notices", {}).items())
+    return f"{part['paused']} / {part['resumed']} of {part['n']}" + (f" ({notices})" if notices else "")
+
+
 def _reasons(part: dict | None) -> str:
     if not part:
         return "–"
@@ -918,7 +935,9 @@ def markdown(result: dict, *, command: str = "", machine: dict | None = None, co
     for providers, goals in (("realistic", ("", f"<= floor + 250 = {floor + 250:.0f} ms")),
                              ("instant", ("<= 400 ms", "<= 650 ms"))):  # fmt: skip
         key = f"complete_{providers}"
-        row(f"complete questions, {providers} providers: end of speech -> `user_msg`, median / p95 (ms)",
+        row(f"complete questions, {providers} providers: end of speech -> `vad` speech_end, median / p95 (ms)",
+            lambda r, k=key: _ms_pair(r.get(k, {}).get("end_decided_ms")))  # fmt: skip
+        row("same -> `user_msg`, median / p95 (ms)",
             lambda r, k=key: _ms_pair(r.get(k, {}).get("user_msg_ms")), goals[0])  # fmt: skip
         row("same -> first audio, median / p95 (ms)",
             lambda r, k=key: _ms_pair(r.get(k, {}).get("first_audio_ms")), goals[1])  # fmt: skip
@@ -931,9 +950,7 @@ def markdown(result: dict, *, command: str = "", machine: dict | None = None, co
     row("backchannels (" + ", ".join(backchannel_names) + ") that ended the answer",
         lambda r: _k_of_n(r, "backchannel", backchannel_names), "0 of N")  # fmt: skip
     row("coughs that ended the answer", lambda r: _k_of_n(r, "backchannel", ("cough",)), "0 of N")
-    row("backchannels and coughs that paused / resumed the answer",
-        lambda r: f"{r['backchannel']['paused']} / {r['backchannel']['resumed']} of {r['backchannel']['n']}"
-        if r.get("backchannel") else "–")  # fmt: skip
+    row("backchannels and coughs: answer paused / resumed (notices)", lambda r: _pause_cell(r.get("backchannel")))
     row("real interruptions detected (`stop_play`)", lambda r: _k_of_n(r, "interruption"), "N of N")
     row("interruption: start of speech -> `stop_play`, median / p95 (ms)",
         lambda r: _ms_pair(r.get("interruption", {}).get("stop_play_ms")))  # fmt: skip
