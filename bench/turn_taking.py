@@ -952,8 +952,14 @@ def markdown(result: dict, *, command: str = "", machine: dict | None = None, co
     row("coughs that ended the answer", lambda r: _k_of_n(r, "backchannel", ("cough",)), "0 of N")
     row("backchannels and coughs: answer paused / resumed (notices)", lambda r: _pause_cell(r.get("backchannel")))
     row("real interruptions detected (`stop_play`)", lambda r: _k_of_n(r, "interruption"), "N of N")
+    row("interruption: start of speech -> `pause_play` (audio held), median / p95 (ms)",
+        lambda r: _ms_pair(r.get("interruption", {}).get("pause_play_ms")))  # fmt: skip
     row("interruption: start of speech -> `stop_play`, median / p95 (ms)",
         lambda r: _ms_pair(r.get("interruption", {}).get("stop_play_ms")))  # fmt: skip
+    row("backchannels and coughs: start of sound -> `pause_play`, median / p95 (ms)",
+        lambda r: _ms_pair(r.get("backchannel", {}).get("pause_play_ms")))  # fmt: skip
+    row("backchannels and coughs: end of sound -> `resume_play`, median / p95 (ms)",
+        lambda r: _ms_pair(r.get("backchannel", {}).get("resume_play_after_end_ms")))  # fmt: skip
     out = []
     if command:
         out.append(f"Command: `{command}`")
