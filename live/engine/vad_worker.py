@@ -39,13 +39,19 @@ MAX_BACKLOG_BYTES = 5 * 16000 * 2
 """Audio a stream may have waiting (5 s at 16 kHz); past it the oldest chunks are dropped."""
 CYCLE_MS = 5.0
 """A cycle starts at most this often: audio that arrives meanwhile joins the same batch."""
+DENOISE_BUDGET_CORES = 0.6
+"""Noise suppression may use this much of the VAD thread; a stream opened past it goes without
+(its audio passes through): one more RNNoise would make every session's VAD late."""
+DENOISE_COST_GUESS = 0.09
+"""CPU seconds per second of audio of one denoised stream, until measured on this machine
+(~0.09 on the project's 2-core box, bench/BENCHMARKS.md)."""
 
 
 class VadStream:
     """One session's microphone, as seen by the worker. Create with `VadWorker.open_stream`."""
 
-    __slots__ = ("_deliver", "_end_request", "_pending", "_pending_bytes", "_worker", "closed", "denoiser",
-                 "dropped_chunks", "endpointer", "failed", "lags_ms")  # fmt: skip
+    __slots__ = ("_deliver", "_end_request", "_pending", "_pending_bytes", "_worker", "closed", "denoise_refused",
+                 "denoiser", "dropped_chunks", "endpointer", "failed", "lags_ms")  # fmt: skip
 
     def __init__(self, worker: VadWorker, deliver: Callable[[VadEvent], None], lags_ms: deque[float]) -> None:
         self._worker = worker
@@ -55,6 +61,7 @@ class VadStream:
         self._end_request: int | None = None  # a pause id: end the utterance if still in that pause
         self.endpointer: Endpointer | None = None  # built off the loop; audio queues meanwhile
         self.denoiser: StreamDenoiser | None = None  # built with it, when the stream asked for one
+        self.denoise_refused = False  # asked for one past the worker's CPU budget: passes through
         self.lags_ms = lags_ms
         self.dropped_chunks = 0
         self.failed = False
@@ -124,8 +131,15 @@ class VadStream:
 class VadWorker:
     """Runs the server VAD of all streams: one thread, one hop per cycle."""
 
-    def __init__(self, *, cycle_ms: float = CYCLE_MS, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        cycle_ms: float = CYCLE_MS,
+        clock: Callable[[], float] = time.monotonic,
+        denoise_budget_cores: float = DENOISE_BUDGET_CORES,
+    ) -> None:
         self.cycle_s = cycle_ms / 1000
+        self.denoise_budget_cores = denoise_budget_cores
         self.clock = clock
         self._streams: set[VadStream] = set()
         self._marked: dict[VadStream, None] = {}  # streams with audio waiting, in arrival order
@@ -133,6 +147,10 @@ class VadWorker:
         self._task: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._told_denoise_off = False
+        self._denoised: set[VadStream] = set()  # open streams with a denoiser
+        self._denoise_cpu_s = 0.0  # thread CPU spent denoising, and the audio it cleaned
+        self._denoise_audio_s = 0.0
+        self.denoise_refused = 0  # streams that asked for a denoiser past the budget
         self.closed = False
 
     def __repr__(self) -> str:
@@ -145,6 +163,20 @@ class VadWorker:
     @property
     def streams(self) -> int:
         return len(self._streams)
+
+    @property
+    def denoise_cost(self) -> float:
+        """CPU seconds per second of audio of one denoised stream: measured once 5 s are cleaned."""
+        if self._denoise_audio_s < 5.0:
+            return DENOISE_COST_GUESS
+        return self._denoise_cpu_s / self._denoise_audio_s
+
+    def denoise_status(self) -> dict[str, float | int]:
+        return {
+            "noise_suppression_streams": len(self._denoised),
+            "noise_suppression_over_budget": self.denoise_refused,
+            "noise_suppression_ms_per_s": round(self.denoise_cost * 1000, 1),
+        }
 
     def open_stream(
         self,
@@ -162,6 +194,15 @@ class VadWorker:
             raise RuntimeError("the VAD worker is closed")
         stream = VadStream(self, deliver, lags_ms if lags_ms is not None else deque(maxlen=1024))
         self._streams.add(stream)
+        if denoise and (len(self._denoised) + 1) * self.denoise_cost > self.denoise_budget_cores:
+            denoise, stream.denoise_refused = False, True
+            self.denoise_refused += 1
+            logger.warning(
+                "live VAD: noise suppression is at its CPU budget (%d streams, %.2f of a core): this session's "
+                "audio passes through", len(self._denoised), len(self._denoised) * self.denoise_cost,
+            )  # fmt: skip
+        if denoise:
+            self._denoised.add(stream)
         loop = asyncio.get_running_loop()
         loop.run_in_executor(None, _build, make_endpointer, denoise).add_done_callback(lambda f: self._ready(stream, f))
         if not self.running:
@@ -178,6 +219,7 @@ class VadWorker:
 
     def forget(self, stream: VadStream) -> None:
         self._streams.discard(stream)
+        self._denoised.discard(stream)
         self._marked.pop(stream, None)
         self._wake.set()  # the task ends when the last stream is gone
 
@@ -235,10 +277,12 @@ class VadWorker:
             ends = [taken[2] for _, taken in batch]
             job: Future = executor.submit(_cycle, work, ends)
             try:
-                results = await asyncio.wrap_future(job, loop=loop)
+                results, denoise_cpu_s, denoised_s = await asyncio.wrap_future(job, loop=loop)
             except Exception:
                 logger.exception("live VAD: a cycle over %d streams failed; their audio is dropped", len(batch))
                 continue
+            self._denoise_cpu_s += denoise_cpu_s
+            self._denoise_audio_s += denoised_s
             done = self.clock()
             for (stream, (_, queued_at, _end)), events in zip(batch, results):
                 if stream.closed:
@@ -254,14 +298,21 @@ def _build(make_endpointer: Callable[[], Endpointer], denoise: bool) -> tuple[En
 
 def _cycle(
     work: list[tuple[Endpointer, StreamDenoiser | None, bytes]], ends: list[int | None]
-) -> list[list[VadEvent]]:
+) -> tuple[list[list[VadEvent]], float, float]:
     """One cycle on the worker thread: clean the audio where asked, feed it, then act on end requests
-    (audio queued before a request was heard before it: a user who spoke again keeps the utterance going)."""
-    results = feed_streams([(ep, pcm if denoiser is None else denoiser.process(pcm)) for ep, denoiser, pcm in work])
+    (audio queued before a request was heard before it: a user who spoke again keeps the utterance going).
+
+    Returns each stream's events, and the thread CPU seconds spent denoising and the seconds of audio cleaned.
+    """
+    started = time.thread_time()
+    cleaned = [pcm if denoiser is None else denoiser.process(pcm) for _, denoiser, pcm in work]
+    denoise_cpu_s = time.thread_time() - started
+    denoised_s = sum(len(pcm) for _, denoiser, pcm in work if denoiser is not None and denoiser.active) / 32000
+    results = feed_streams([(ep, pcm) for (ep, _, _), pcm in zip(work, cleaned)])
     for (endpointer, _, _), end, events in zip(work, ends, results):
         if end is not None:
             events.extend(endpointer.end_utterance(end))
-    return results
+    return results, denoise_cpu_s, denoised_s
 
 
 @dataclass(frozen=True, slots=True)

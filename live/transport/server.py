@@ -189,6 +189,7 @@ class LiveServer:
             "vad_lag_p99_ms": round(p99, 2),
             **self.end_of_turn_status(detail=True),
             **noise_suppression_status(self._settings().noise_suppression and self.vad is not None),
+            **(self.vad.denoise_status() if self.vad is not None else {}),
         }
 
     def end_of_turn_status(self, *, detail: bool = False) -> dict[str, Any]:

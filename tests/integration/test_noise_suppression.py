@@ -57,6 +57,7 @@ async def test_a_sentence_in_loud_noise_is_heard_with_noise_suppression_on(astrb
             break
         await asyncio.sleep(0.05)
     assert astrbot.call(denoisers) == [True]
+    assert astrbot.call(status)["noise_suppression_streams"] == 1
     await stream(client, in_noise(say("What is the weather like today?"), 0.8, 1.5), realtime=4)
     user = await client.until("user_msg", timeout=60)
     words = user["data"]["text"].lower()

@@ -15,6 +15,7 @@ from live.audio.denoise import FRAME, LATENCY_MS, StreamDenoiser, denoise_known_
 from live.audio.resample import resample_pcm16
 from live.audio.vad import Endpointer, SileroClassifier, SpeechEnded, VadSettings
 from live.config import LiveSettings
+from live.engine import vad_worker
 from live.engine.vad_worker import ServerVad, VadWorker
 
 RATE = 16000
@@ -170,3 +171,51 @@ async def test_the_vad_worker_hands_on_the_denoised_utterance(speech):
     assert plain, "the plain path hears the same sentence"
     assert power_db(utterance[head]) < power_db(samples(plain[0].pcm)[head]) - 10
     assert cleaned[0].duration_ms >= 0.8 * (speech.size - 2 * LEAD) / 16
+
+
+async def test_streams_past_the_cpu_budget_go_without_and_are_counted():
+    # Budget for two denoised streams at the cost guessed before any audio was measured.
+    worker = VadWorker(cycle_ms=0, denoise_budget_cores=2.5 * vad_worker.DENOISE_COST_GUESS)
+    make = lambda: Endpointer(VadSettings(), SileroClassifier())  # noqa: E731
+    try:
+        a, b, c = (worker.open_stream(make, lambda _e: None, denoise=True) for _ in range(3))
+        for _ in range(400):
+            if all(s.endpointer is not None for s in (a, b, c)):
+                break
+            await asyncio.sleep(0.01)
+        assert [s.denoiser is not None for s in (a, b, c)] == [True, True, False]
+        assert c.denoise_refused and not a.denoise_refused
+        assert worker.denoise_status()["noise_suppression_streams"] == 2
+        assert worker.denoise_status()["noise_suppression_over_budget"] == 1
+        a.close()  # its share is free again
+        d = worker.open_stream(make, lambda _e: None, denoise=True)
+        assert not d.denoise_refused
+        plain = worker.open_stream(make, lambda _e: None)  # streams without the setting never count
+        assert not plain.denoise_refused and worker.denoise_status()["noise_suppression_streams"] == 2
+    finally:
+        await worker.aclose()
+
+
+async def test_the_worker_measures_what_denoising_costs(speech):
+    worker = VadWorker(cycle_ms=0)
+    stream = worker.open_stream(lambda: Endpointer(VadSettings(), SileroClassifier()), lambda _e: None, denoise=True)
+    try:
+        pcm = noisy(np.tile(speech, 3), 300.0)  # ~9 s: past the 5 s the worker wants before it trusts its figure
+        for _ in range(400):
+            if stream.endpointer is not None:
+                break
+            await asyncio.sleep(0.01)
+        for i in range(0, len(pcm), 1920):
+            stream.push(pcm[i : i + 1920])
+            while stream.backlog_bytes > 32000:  # within the 5 s a stream may queue: nothing dropped
+                await asyncio.sleep(0.01)
+        for _ in range(500):
+            if worker._denoise_audio_s >= len(pcm) / 32000 - 0.01:
+                break
+            await asyncio.sleep(0.01)
+        assert stream.dropped_chunks == 0
+        assert worker._denoise_audio_s == pytest.approx(len(pcm) / 32000, abs=0.01)
+        cost = worker.denoise_cost
+        assert cost != vad_worker.DENOISE_COST_GUESS and 0 < cost < 1  # CPU per second of audio, measured
+    finally:
+        await worker.aclose()
