@@ -104,6 +104,27 @@ describe('Conversation', () => {
     expect(c.metrics).toMatchObject({ turn: 'f', timeline: { stt_done: 120 } })
   })
 
+  it('follows a pause: backchannel and noise notices, resume, and a cut that ends the pause', () => {
+    const c = new Conversation()
+    play(c, [
+      { t: 'bot_delta_chunk', turn: 'a', data: { text: 'A long answer' } },
+      { t: 'pause_play', turn: 'a' },
+    ])
+    expect(c.paused).toBe(true)
+    play(c, [
+      { t: 'transcript_empty', turn: 'x', data: { reason: 'backchannel' } },
+      { t: 'resume_play', turn: 'a' },
+    ])
+    expect([c.paused, c.notHeardReason, c.notHeardCount]).toEqual([false, 'backchannel', 1])
+    play(c, [{ t: 'pause_play', turn: 'a' }, { t: 'transcript_empty', turn: 'y', data: { reason: 'noise' } }])
+    expect(c.notHeardReason).toBe('noise')
+    play(c, [{ t: 'transcript_empty', turn: 'z', data: { reason: 'from a newer server' as never } }])
+    expect(c.notHeardReason).toBe('empty_transcript') // an unknown reason is still shown
+    play(c, [{ t: 'stop_play', turn: 'a' }])
+    expect(c.paused).toBe(false)
+    expect(c.entries.find((e) => e.turn === 'a')?.interrupted).toBe(true)
+  })
+
   it('reset() clears in-flight state after a disconnect', () => {
     const c = new Conversation()
     play(c, [

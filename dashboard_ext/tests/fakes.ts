@@ -50,11 +50,13 @@ export class FakeWebSocket {
 interface FakeSource {
   buffer: FakeBuffer | null
   startedAt: number | null
+  /** Seconds into the buffer it starts from (a resumed clip). */
+  offset: number
   stopped: boolean
   onended: (() => void) | null
   connect(): void
   disconnect(): void
-  start(when: number): void
+  start(when: number, offset?: number): void
   stop(): void
 }
 
@@ -92,12 +94,14 @@ export class FakeAudioContext {
     const src: FakeSource = {
       buffer: null,
       startedAt: null,
+      offset: 0,
       stopped: false,
       onended: null,
       connect() {},
       disconnect() {},
-      start(when) {
+      start(when, offset = 0) {
         src.startedAt = when
+        src.offset = offset
       },
       stop() {
         src.stopped = true

@@ -4,6 +4,8 @@ import { encodeWavPcm16 } from '../src/audio/wav'
 import { FakeAudioContext, flush } from './fakes'
 
 /** A WAV clip of `ms` milliseconds at 16 kHz. */
+/** Seconds rounded to the ms (context times are sums of floats). */
+const ms = (sec: number | null) => Math.round((sec ?? NaN) * 1000) / 1000
 const clip = (ms: number) => encodeWavPcm16(new Int16Array((16000 * ms) / 1000).fill(1000), 16000)
 
 let ctx: FakeAudioContext
@@ -120,6 +122,61 @@ describe('AudioScheduler', () => {
     expect(ctx.sources).toHaveLength(1)
     expect(ctx.sources[0].stopped).toBe(true)
     expect(sched.nextStartTime).toBe(0)
+  })
+
+  it('pause() holds the clip at its position and the queued ones; resume() plays on from there, gaplessly', async () => {
+    await sched.enqueue('t1', clip(500), { seq: 1 }) // 0.05 .. 0.55
+    await sched.enqueue('t1', clip(500), { seq: 2 }) // 0.55 .. 1.05
+    ctx.currentTime = 0.25
+    sched.pause('t1')
+    expect(ctx.sources.every((s) => s.stopped)).toBe(true)
+    expect(sched.isPaused()).toBe(true)
+    expect(sched.isPlaying()).toBe(false)
+    ctx.currentTime = 3 // paused for 2.75 s: none of it counts as played
+    expect(sched.playedMs('t1')).toBe(200)
+    sched.resume()
+    expect(ctx.sources.slice(2).map((s) => [ms(s.startedAt), ms(s.offset)])).toEqual([
+      [3.05, 0.2],
+      [3.35, 0],
+    ])
+    expect(ctx.sources[3].startedAt).toBeCloseTo(3.05 + 0.3, 9)
+    ctx.currentTime = 3.15
+    expect(sched.playedMs('t1')).toBe(300)
+    expect(log.filter((e) => e.kind === 'played')).toEqual([]) // the held clip was not "played" when stopped
+    expect(log.map((e) => e.kind)).toContain('resumed')
+  })
+
+  it('clips arriving while paused wait for resume(); several pauses add up', async () => {
+    await sched.enqueue('t1', clip(400))
+    ctx.currentTime = 0.15
+    sched.pause('t1')
+    await sched.enqueue('t1', clip(200), { seq: 2 })
+    expect(ctx.sources).toHaveLength(1)
+    ctx.currentTime = 1
+    sched.resume() // 0.3 s left of the first clip, then the second
+    expect(ctx.sources.slice(1).map((s) => [ms(s.startedAt), ms(s.offset)])).toEqual([
+      [1.05, 0.1],
+      [1.35, 0],
+    ])
+    ctx.currentTime = 1.25
+    sched.pause('t1')
+    ctx.currentTime = 2
+    expect(sched.playedMs('t1')).toBe(300)
+    sched.resume()
+    expect(ctx.sources.slice(3).map((s) => ms(s.offset))).toEqual([0.3, 0])
+  })
+
+  it('dropping the paused turn ends the pause: the next turn plays at once', async () => {
+    await sched.enqueue('t1', clip(1000))
+    ctx.currentTime = 0.25
+    sched.pause('t1')
+    await sched.enqueue('t1', clip(300))
+    expect(sched.drop('t1')).toBe(200)
+    expect(sched.isPaused()).toBe(false)
+    await sched.enqueue('t2', clip(300))
+    expect(ctx.sources).toHaveLength(2)
+    expect(ctx.sources[1].startedAt).toBeCloseTo(0.3, 9)
+    expect(sched.playedMs('t1')).toBe(200)
   })
 
   it('logs "played" when a clip ends by itself', async () => {

@@ -73,7 +73,7 @@ async function connected() {
 describe('useLiveSession', () => {
   it('connects with the dashboard token and the page conversation, then keeps the server one', async () => {
     const { s, ws } = await connected()
-    expect(ws.url).toBe('ws://127.0.0.1:6185/api/v1/live/ws?token=jwt&conversation_id=c0&report_playback=1')
+    expect(ws.url).toBe('ws://127.0.0.1:6185/api/v1/live/ws?token=jwt&conversation_id=c0&report_playback=1&pause_play=1')
     expect(s.orbState.value).toBe('listening')
     ws.drop(1006)
     expect(s.orbState.value).toBe('connecting')
@@ -110,6 +110,48 @@ describe('useLiveSession', () => {
     expect(sentJson(ws).filter((f) => f.t === 'playback_report')).toEqual([
       { t: 'playback_report', turn: 'T1', played_ms: 400 },
     ])
+  })
+
+  it('pause_play holds the answer while the user speaks; resume_play plays on; the notice says why', async () => {
+    const { s, ws } = await connected()
+    ws.receive({ t: 'hello', data: { protocol: 'astrbot-live', version: 1, conversation_id: 'c1', backend: 'cascade', features: ['pause_play'] } })
+    ws.receive({ t: 'state', data: { state: 'speaking' } })
+    ws.receive({ t: 'response', turn: 'T3', seq: 1, data: b64clip(1000) })
+    await flush(20)
+    ctx.currentTime = 0.33
+    ws.receive({ t: 'vad', data: { state: 'speech_start' } })
+    ws.receive({ t: 'pause_play', turn: 'T3' })
+    expect(ctx.sources[0].stopped).toBe(true)
+    expect(s.player.paused.value).toBe(true)
+    expect(s.orbState.value).toBe('hearing')
+    ws.receive({ t: 'vad', data: { state: 'speech_end' } })
+    expect(s.orbState.value).toBe('hearing') // still paused: the server is deciding
+    ctx.currentTime = 2
+    ws.receive({ t: 'transcript_empty', turn: 'X', data: { reason: 'backchannel' } })
+    ws.receive({ t: 'resume_play', turn: 'T3' })
+    expect(s.conv.notHeardReason).toBe('backchannel')
+    expect(s.conv.notHeardCount).toBe(1)
+    expect(s.player.paused.value).toBe(false)
+    expect(ctx.sources[1].startedAt).toBeCloseTo(2.03, 9)
+    expect(ctx.sources[1].offset).toBeCloseTo(0.3, 9)
+    expect(liveTest.snapshot?.()).toMatchObject({ paused: false, backend: 'cascade' })
+  })
+
+  it('a meant interruption after a pause reports what played up to the pause', async () => {
+    const { s, ws } = await connected()
+    ws.receive({ t: 'response', turn: 'T4', seq: 1, data: b64clip(1000) })
+    await flush(20)
+    ctx.currentTime = 0.53
+    ws.receive({ t: 'pause_play', turn: 'T4' })
+    ctx.currentTime = 1.7
+    ws.receive({ t: 'stop_play', turn: 'T4' })
+    expect(sentJson(ws).filter((f) => f.t === 'playback_report')).toEqual([
+      { t: 'playback_report', turn: 'T4', played_ms: 500 },
+    ])
+    expect(s.player.paused.value).toBe(false)
+    ws.receive({ t: 'response', turn: 'T5', seq: 1, data: b64clip(200) })
+    await flush(20)
+    expect(ctx.sources.at(-1)?.startedAt).toBeCloseTo(1.73, 9) // the next answer is not held
   })
 
   it('interrupt() stops locally and tells the server the turn and played ms', async () => {
@@ -265,7 +307,7 @@ describe('useLiveSession in a live room', () => {
 
   it('joins the room from the page URL as its streamer, without the personal conversation', async () => {
     const { s, ws } = await inRoom()
-    expect(ws.url).toBe('ws://127.0.0.1:6185/api/v1/live/ws?token=jwt&room=stream&role=streamer&audio=1&report_playback=1')
+    expect(ws.url).toBe('ws://127.0.0.1:6185/api/v1/live/ws?token=jwt&room=stream&role=streamer&audio=1&report_playback=1&pause_play=1')
     expect(s.roomView.name).toBe('stream')
     expect(s.roomView.queue).toBe(2)
     expect(s.roomView.memberCount).toBe(2)
@@ -314,7 +356,7 @@ describe('useLiveSession in a live room', () => {
     expect(s.setRoom('not valid!')).toBe(false)
     expect(s.setRoom(null)).toBe(true)
     expect(ws.closedWith?.code).toBe(1000)
-    expect(FakeWebSocket.last.url).toBe('ws://127.0.0.1:6185/api/v1/live/ws?token=jwt&conversation_id=c0&report_playback=1')
+    expect(FakeWebSocket.last.url).toBe('ws://127.0.0.1:6185/api/v1/live/ws?token=jwt&conversation_id=c0&report_playback=1&pause_play=1')
     expect(s.conv.entries).toEqual([])
     expect(s.overlayHref()).toBeNull()
     s.setRoom('other')

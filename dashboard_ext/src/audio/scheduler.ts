@@ -15,9 +15,21 @@ type Ctx = Pick<BaseAudioContext, 'currentTime' | 'createBuffer' | 'createBuffer
 
 interface Segment {
   source: AudioBufferSourceNode
+  buffer: AudioBuffer
+  /** Seconds into `buffer` where this segment starts. */
+  offset: number
   start: number
   duration: number
   stopped: boolean
+  info: Record<string, unknown>
+}
+
+/** Audio held while playback is paused: played from `offset` on resume. */
+interface Held {
+  turn: string
+  buffer: AudioBuffer
+  offset: number
+  info: Record<string, unknown>
 }
 
 interface TurnRecord {
@@ -34,6 +46,10 @@ const MAX_DEAD = 256
  * Clips are decoded on a promise chain so a slow decode never lets a later clip overtake it;
  * each is scheduled at `nextStartTime`. A dropped turn is stopped at once, and any later
  * clip of it (already queued or still to come) is discarded.
+ *
+ * `pause(turn)` stops what plays at once and holds it (and every clip that arrives meanwhile)
+ * with its position; `resume()` plays it on from there. Dropping the paused turn ends the pause.
+ * The context itself never stops: the microphone shares it.
  */
 export class AudioScheduler {
   /** Context time at which the last scheduled clip ends. */
@@ -42,6 +58,9 @@ export class AudioScheduler {
   private readonly dead = new Set<string>()
   private chain: Promise<void> = Promise.resolve()
   private generation = 0
+  /** While paused: the audio to play on resume, in order; and the turn the pause is for. */
+  private held: Held[] | null = null
+  private pausedFor: string | null = null
 
   constructor(
     private readonly ctx: Ctx,
@@ -58,6 +77,42 @@ export class AudioScheduler {
   /** True while scheduled audio has not finished. */
   isPlaying(): boolean {
     return this.ctx.currentTime < this.nextStartTime
+  }
+
+  isPaused(): boolean {
+    return this.held !== null
+  }
+
+  /** Stop playing now and hold everything not yet played (the server's `pause_play` for `turn`). */
+  pause(turn: string): void {
+    if (this.held) return
+    const now = this.ctx.currentTime
+    const rest: Array<Held & { start: number }> = []
+    for (const [name, rec] of this.turns) {
+      if (this.dead.has(name)) continue
+      for (const seg of rec.segments) {
+        if (seg.stopped || seg.start + seg.duration <= now) continue
+        const played = Math.min(Math.max(now - seg.start, 0), seg.duration)
+        rest.push({ turn: name, buffer: seg.buffer, offset: seg.offset + played, info: seg.info, start: seg.start })
+        seg.duration = played // what it played counts; the rest is held
+        this.stopSegment(seg)
+      }
+    }
+    rest.sort((a, b) => a.start - b.start)
+    this.held = rest.map(({ turn: t, buffer, offset, info }) => ({ turn: t, buffer, offset, info }))
+    this.pausedFor = turn
+    this.recomputeTail()
+    this.log('paused', { turn, held: this.held.length })
+  }
+
+  /** Play on what the pause held, from where it stopped (the server's `resume_play`). */
+  resume(): void {
+    const held = this.held
+    if (!held) return
+    this.held = null
+    this.pausedFor = null
+    for (const h of held) if (!this.dead.has(h.turn)) this.schedule(h.turn, h.buffer, h.info, h.offset)
+    this.log('resumed', { clips: held.length })
   }
 
   /** Queue one clip of `turn`; resolves when it has been scheduled (or discarded). */
@@ -104,19 +159,25 @@ export class AudioScheduler {
     return buffer
   }
 
-  private schedule(turn: string, buffer: AudioBuffer, info: Record<string, unknown>): void {
+  private schedule(turn: string, buffer: AudioBuffer, info: Record<string, unknown>, offset = 0): void {
+    if (this.held) {
+      this.held.push({ turn, buffer, offset, info })
+      return this.log('held', info)
+    }
     const now = this.ctx.currentTime
     const start = Math.max(now + this.leadSec, this.nextStartTime)
+    const duration = buffer.duration - offset
     const source = this.ctx.createBufferSource()
     source.buffer = buffer
     source.connect(this.output)
-    const segment: Segment = { source, start, duration: buffer.duration, stopped: false }
-    const durationMs = Math.round(buffer.duration * 1000)
+    const segment: Segment = { source, buffer, offset, start, duration, stopped: false, info }
+    const durationMs = Math.round(duration * 1000)
     source.onended = () => {
       if (!segment.stopped) this.log('played', { ...info, durationMs })
     }
-    source.start(start)
-    this.nextStartTime = start + buffer.duration
+    if (offset > 0) source.start(start, offset)
+    else source.start(start)
+    this.nextStartTime = start + duration
     this.record(turn).segments.push(segment)
     this.log('scheduled', { ...info, durationMs, startsInMs: Math.round((start - now) * 1000) })
   }
@@ -152,13 +213,17 @@ export class AudioScheduler {
       for (const seg of rec.segments) this.stopSegment(seg)
       this.log('stopped', { turn, playedMs: played })
     }
+    if (this.held) this.held = this.held.filter((h) => h.turn !== turn)
     this.recomputeTail()
+    if (this.pausedFor === turn) this.resume() // cut while paused: what comes next plays
     return played
   }
 
   /** Stop everything (e.g. the connection was replaced); queued clips are discarded. */
   stopAll(): void {
     this.generation += 1
+    this.held = null
+    this.pausedFor = null
     for (const turn of [...this.turns.keys()]) if (!this.dead.has(turn)) this.drop(turn)
     this.nextStartTime = 0
   }

@@ -22,6 +22,8 @@ export function useAudioPlayer(opts: AudioPlayerOptions = {}) {
   const level = shallowRef(0)
   /** True while scheduled audio has not finished. */
   const playing = shallowRef(false)
+  /** True while playback is paused (the user speaks over the answer; the server decides). */
+  const paused = shallowRef(false)
 
   let scheduler: AudioScheduler | null = null
   let analyser: AnalyserNode | null = null
@@ -73,14 +75,31 @@ export function useAudioPlayer(opts: AudioPlayerOptions = {}) {
 
   /** Stop `turn` now; later clips of it are discarded. Returns the ms that were played. */
   function drop(turn: string): number {
-    const played = ensure().drop(turn)
-    tick()
+    const s = ensure()
+    const played = s.drop(turn)
+    paused.value = s.isPaused()
+    if (s.isPlaying()) startMeter()
+    else tick()
     return played
   }
 
   function stopAll(): void {
     scheduler?.stopAll()
+    paused.value = false
     tick()
+  }
+
+  /** Hold playback now, where it is; clips that arrive meanwhile wait too. */
+  function pause(turn: string): void {
+    ensure().pause(turn)
+    paused.value = true
+    tick()
+  }
+
+  function resume(): void {
+    scheduler?.resume()
+    paused.value = scheduler?.isPaused() ?? false
+    startMeter()
   }
 
   const playedMs = (turn: string): number => scheduler?.playedMs(turn) ?? 0
@@ -91,7 +110,7 @@ export function useAudioPlayer(opts: AudioPlayerOptions = {}) {
     stopMeter()
   })
 
-  return { enqueue, drop, stopAll, playedMs, isDead, level, playing }
+  return { enqueue, drop, stopAll, pause, resume, playedMs, isDead, level, playing, paused }
 }
 
 export type AudioPlayer = ReturnType<typeof useAudioPlayer>

@@ -65,7 +65,8 @@ export function useLiveSession(opts: LiveSessionOptions = {}) {
   const connection = useLiveConnection({
     location: loc,
     auth,
-    params: () => ({ ...(room.socketParams() ?? { conversation_id: conversationId.value }), report_playback: '1' }),
+    // pause_play: speech over the answer pauses it until the server knows it was meant (an "mm-hmm" resumes it)
+    params: () => ({ ...(room.socketParams() ?? { conversation_id: conversationId.value }), report_playback: '1', pause_play: '1' }),
     onFrame: (frame) => route(frame),
     onOpen: () => {
       if (mic.muted.value) connection.send({ t: 'mute' })
@@ -97,6 +98,8 @@ export function useLiveSession(opts: LiveSessionOptions = {}) {
       playback.onResponse(f)
     },
     stop_play: (f) => playback.onStopPlay(f.turn),
+    pause_play: (f) => playback.onPausePlay(f.turn),
+    resume_play: () => playback.onResumePlay(),
   }
   const handlerSets: FrameHandlers[] = [
     conv.frameHandlers(),
@@ -134,12 +137,14 @@ export function useLiveSession(opts: LiveSessionOptions = {}) {
   const status = connection.status
   const orbState = computed<OrbState>(() => {
     if (status.value !== 'open') return 'connecting'
-    if (conv.userSpeaking) return 'hearing'
+    if (conv.userSpeaking || player.paused.value) return 'hearing'
     if (player.playing.value) return 'speaking'
     return conv.serverState === 'listening' ? 'listening' : conv.serverState
   })
   const orbLevel = computed(() => (orbState.value === 'speaking' ? player.level.value : mic.level.value))
-  const canInterrupt = computed(() => status.value === 'open' && (player.playing.value || conv.serverState !== 'listening'))
+  const canInterrupt = computed(
+    () => status.value === 'open' && (player.playing.value || player.paused.value || conv.serverState !== 'listening'),
+  )
 
   liveTest.snapshot = () => ({
     status: status.value,
@@ -153,6 +158,8 @@ export function useLiveSession(opts: LiveSessionOptions = {}) {
     micActive: mic.active.value,
     micError: mic.error.value,
     playing: player.playing.value,
+    paused: player.paused.value,
+    backend: conv.hello?.backend ?? null,
   })
 
   return {

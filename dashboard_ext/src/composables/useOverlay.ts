@@ -75,6 +75,9 @@ export function useOverlay(deps: OverlayDeps = {}) {
       if (options.audio) playback.onResponse(f)
     },
     stop_play: (f) => playback.onStopPlay(f.turn),
+    // the room's streamer page asked for pause_play: its listeners hold and resume with it
+    pause_play: (f) => playback.onPausePlay(f.turn),
+    resume_play: () => playback.onResumePlay(),
     hello: () => (problem.value = null),
     // A refusal (the error frame before close 1008) stays on screen until a connection succeeds.
     error: (f) => {

@@ -54,6 +54,17 @@ export function useTurnPlayback(player: AudioPlayer, opts: TurnPlaybackOptions) 
     reported.add(target)
   }
 
+  /** The user speaks over `turn`: hold its playback until `resume_play` or `stop_play` (`pause_play=1`). */
+  function onPausePlay(turn: string | undefined): void {
+    const target = turn ?? currentTurn()
+    if (target && !player.isDead(target)) player.pause(target)
+  }
+
+  /** It was not an interruption: play on from where it paused. */
+  function onResumePlay(): void {
+    player.resume()
+  }
+
   /** The user cut the bot off: stop locally now and tell the server how much was heard. */
   function interrupt(): void {
     const turn = currentTurn() ?? undefined
@@ -71,5 +82,5 @@ export function useTurnPlayback(player: AudioPlayer, opts: TurnPlaybackOptions) 
     reported.clear()
   }
 
-  return { onResponse, onStopPlay, interrupt, reset }
+  return { onResponse, onStopPlay, onPausePlay, onResumePlay, interrupt, reset }
 }

@@ -1,6 +1,6 @@
 import { dispatchFrame, type FrameHandlers } from './frames'
 import type { HistoryMessage } from './history'
-import type { EndData, HelloData, ServerFrame, ServerState, Timeline, Viewer } from './protocol'
+import { notHeardReason, type EndData, type HelloData, type NotHeardReason, type ServerFrame, type ServerState, type Timeline, type Viewer } from './protocol'
 
 export interface TranscriptEntry {
   id: number
@@ -50,7 +50,9 @@ export class Conversation {
   hello: HelloData | null = null
   /** Bumped on `transcript_empty` so the view can flash a hint; `notHeardReason` says which. */
   notHeardCount = 0
-  notHeardReason: 'empty_transcript' | 'echo' = 'empty_transcript'
+  notHeardReason: NotHeardReason = 'empty_transcript'
+  /** The server paused the answer's playback while it decides whether the user meant to interrupt. */
+  paused = false
   private nextId = 1
   /** The first entry id of the current connection (entries before it came from an earlier one). */
   private connectedAt = 1
@@ -73,10 +75,13 @@ export class Conversation {
       user_msg: (f) => this.userMessage(f.turn, f.data.text, f.data.viewers),
       transcript_empty: (f) => {
         this.userSpeaking = false
-        // Never silent: an utterance dropped as the character's own echo is shown as such.
-        this.notHeardReason = f.data?.reason === 'echo' ? 'echo' : 'empty_transcript'
+        // Never silent: an utterance dropped (no words, the character's own echo, a backchannel or a
+        // noise that paused the answer) is shown as such.
+        this.notHeardReason = notHeardReason(f.data?.reason)
         this.notHeardCount += 1
       },
+      pause_play: () => (this.paused = true),
+      resume_play: () => (this.paused = false),
       bot_delta_chunk: (f) => {
         if (f.turn) this.deltaTurns.add(f.turn)
         this.appendBot(f.turn, f.data.text)
@@ -90,6 +95,7 @@ export class Conversation {
         this.setCaptionBot(f.turn, f.data.text)
       },
       stop_play: (f) => {
+        this.paused = false
         if (f.turn) this.stopped(f.turn)
       },
       end: (f) => this.endTurn(f.turn, f.data ?? {}),
@@ -132,6 +138,7 @@ export class Conversation {
   reset(): void {
     this.serverState = 'listening'
     this.userSpeaking = false
+    this.paused = false
     for (const e of this.entries) e.pending = false
   }
 

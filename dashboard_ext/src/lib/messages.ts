@@ -20,6 +20,9 @@ export const en = {
     tapToStart: 'Tap to start audio',
     notCaught: 'Didn’t catch that',
     echoDropped: 'Heard only my own voice, so I didn’t answer',
+    backchannel: 'Just an “mm-hmm”: carrying on',
+    noise: 'Just a noise: carrying on',
+    paused: 'Paused: listening to you',
     textOnly: 'Type to chat',
   },
   ctl: {
@@ -58,6 +61,7 @@ export const en = {
       rest: 'Rest of turn',
     },
     input: { voice: 'spoken turn', text: 'typed turn' },
+    backend: 'Backend: {name}',
   },
   mic: {
     insecure: {
@@ -161,6 +165,9 @@ export const zh: Messages = {
     tapToStart: '点击以启用音频',
     notCaught: '没有听清',
     echoDropped: '只听到了我自己的声音，所以没有回答',
+    backchannel: '只是“嗯”一声：继续说',
+    noise: '只是一点杂音：继续说',
+    paused: '已暂停：正在听你说',
     textOnly: '输入文字聊天',
   },
   ctl: {
@@ -191,6 +198,7 @@ export const zh: Messages = {
     total: '整个回合 {ms} ms',
     seg: { wait: '判断说完', stt: '语音识别', agent: '进入流水线', llm: '首个 token', sentence: '首句', tts: '首段音频', rest: '回合其余部分' },
     input: { voice: '语音输入', text: '文字输入' },
+    backend: '后端：{name}',
   },
   mic: {
     insecure: {

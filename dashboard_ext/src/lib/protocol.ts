@@ -38,6 +38,8 @@ export interface HelloData {
   input_audio?: { format: string; sample_rate: number }
   output_audio?: { format: string; sample_rate: number | null }
   features?: string[]
+  /** What answers: `cascade` (speech to text, the agent, text to speech) or `realtime` (a speech-to-speech model). */
+  backend?: string
   /** Present when this connection joined a room. */
   room?: { name: string; role: RoomRole; audio: boolean }
 }
@@ -57,6 +59,15 @@ export interface Timeline {
   turn_end?: number
 }
 
+/**
+ * Why an utterance got no answer (`transcript_empty`): no words, only the character's own voice, or
+ * (with `pause_play=1`, after a pause) only an acknowledgement or a noise, so the answer resumed.
+ */
+export type NotHeardReason = 'empty_transcript' | 'echo' | 'backchannel' | 'noise'
+const NOT_HEARD: readonly NotHeardReason[] = ['empty_transcript', 'echo', 'backchannel', 'noise']
+export const notHeardReason = (value: unknown): NotHeardReason =>
+  NOT_HEARD.includes(value as NotHeardReason) ? (value as NotHeardReason) : 'empty_transcript'
+
 /** `end` of a turn. `heard`: for an interrupted turn, the part of the answer the history keeps. */
 export interface EndData {
   interrupted?: boolean
@@ -69,7 +80,7 @@ export type ServerFrame =
   | { t: 'state'; data: { state: ServerState } }
   | { t: 'vad'; data: { state: 'speech_start' | 'speech_end' } }
   | { t: 'user_msg'; turn?: string; data: { text: string; ts?: number; viewers?: Viewer[] } }
-  | { t: 'transcript_empty'; turn?: string; data?: { reason?: 'empty_transcript' | 'echo' } }
+  | { t: 'transcript_empty'; turn?: string; data?: { reason?: NotHeardReason } }
   | { t: 'bot_delta_chunk'; turn?: string; data: { text: string } }
   | { t: 'bot_text_chunk'; turn?: string; seq?: number; data: { text: string } }
   | {
@@ -84,6 +95,8 @@ export type ServerFrame =
     }
   | { t: 'bot_msg'; turn?: string; data: { text: string; ts?: number } }
   | { t: 'stop_play'; turn?: string }
+  | { t: 'pause_play'; turn?: string }
+  | { t: 'resume_play'; turn?: string }
   | { t: 'end'; turn?: string; data?: EndData }
   | { t: 'metrics'; turn?: string; data: { timeline?: Timeline; [key: string]: unknown } }
   | { t: 'error'; code?: string; data?: string; turn?: string }
