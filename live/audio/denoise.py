@@ -51,8 +51,8 @@ UnavailableReason = Literal["pyrnnoise_missing", "load_failed"]
 
 
 def _lowpass(taps: int = TAPS, cutoff_hz: float = 7600.0, rate: int = RNNOISE_RATE, beta: float = 6.0) -> np.ndarray:
-    """Kaiser-windowed sinc low-pass at `rate`, unit DC gain: passes speech up to ~7 kHz and
-    removes the images of upsampling (and the aliases of decimation) above 8 kHz by >50 dB."""
+    """Kaiser-windowed sinc low-pass at `rate`, unit DC gain: flat to 7 kHz, -6 dB at 7.6 kHz and
+    more than 60 dB down from 9 kHz, where the images of speech below 7 kHz would be."""
     n = np.arange(taps) - (taps - 1) / 2
     h = np.sinc(2 * cutoff_hz / rate * n) * np.kaiser(taps, beta)
     return (h / h.sum()).astype(np.float64)
