@@ -212,6 +212,35 @@ async def test_history_is_the_last_turns_words(astrbot, connect, fake):
     ]  # fmt: skip
 
 
+async def test_history_leaves_out_tool_calls_reasoning_and_host_notes(astrbot):
+    """A stored agent turn with a tool call, as the host writes one: only the spoken words are seeded."""
+    context = host_context(astrbot)
+    conversation = new_conversation()
+    umo = umo_of(conversation)
+    stored = [
+        {"role": "system", "content": "an old system message"},
+        {"role": "user", "content": [
+            {"type": "text", "text": "\u2060will it rain in Oslo"},
+            {"type": "text", "text": "<system_reminder>Current datetime: 2026-12-03 10:00 (UTC)</system_reminder>"},
+        ]},
+        {"role": "assistant", "content": None, "tool_calls": [{"type": "function", "id": "call_1", "function": {
+            "name": "live_probe_forecast", "arguments": "{\"city\": \"Oslo\", \"days\": 1}"}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "Oslo: sunny for 1 days"},
+        {"role": "assistant", "content": [{"type": "think", "think": "the tool says sunny"},
+                                          {"type": "text", "text": "No rain, it will be sunny."}]},
+        {"role": "_checkpoint", "content": {"id": "c1"}},
+    ]  # fmt: skip
+
+    async def go():
+        await context.conversation_manager.new_conversation(umo, "webchat", content=stored)
+        return await AstrBotRealtimeHost(context).context(conversation)
+
+    got = await on_server(astrbot, go)
+    assert [(h.role, h.text) for h in got.history] == [
+        ("user", "will it rain in Oslo"), ("assistant", "No rain, it will be sunny.")
+    ]  # fmt: skip
+
+
 # ---------------------------------------------------------------- remember
 
 
@@ -350,7 +379,8 @@ async def test_deactivated_and_persona_excluded_tools_are_neither_offered_nor_ru
 
 async def test_tool_failures_are_outcomes_never_exceptions(astrbot, tools_plugin):
     context = host_context(astrbot)
-    host = AstrBotRealtimeHost(context, tool_timeout_s=0.5)
+    host = AstrBotRealtimeHost(context)
+    impatient = AstrBotRealtimeHost(context, tool_timeout_s=0.5)
     conversation = new_conversation()
     cancelled_before = len(tools_plugin.cancelled)
 
@@ -361,7 +391,7 @@ async def test_tool_failures_are_outcomes_never_exceptions(astrbot, tools_plugin
             "bad type": await host.call_tool(conversation, "live_probe_forecast", {"city": 5, "days": 1}),
             "not an object": await host.call_tool(conversation, "live_probe_forecast", ["Oslo"]),  # type: ignore
             "missing": await host.call_tool(conversation, "live_probe_forecast", {"city": "Oslo"}),
-            "too slow": await host.call_tool(conversation, "live_probe_slow", {"seconds": 5}),
+            "too slow": await impatient.call_tool(conversation, "live_probe_slow", {"seconds": 5}),
             "direct": await host.call_tool(conversation, "live_probe_direct", {}),
         }
 
