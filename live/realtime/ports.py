@@ -36,9 +36,12 @@ class RealtimeHost(Protocol):
         """The persona, recent history and tools the conversation's realtime session starts with."""
         ...
 
-    async def remember(self, conversation: Conversation, user_text: str, assistant_text: str) -> None:
+    async def remember(
+        self, conversation: Conversation, user_text: str, assistant_text: str, *, interrupted: bool = False
+    ) -> None:
         """Write one exchange into the host conversation (the user's words and what was heard of the answer),
-        so WebChat and the cascaded backend see it. An empty `assistant_text` writes the user's words alone."""
+        so WebChat and the cascaded backend see it. An empty `assistant_text` writes the user's words alone;
+        `interrupted` marks an answer cut by the user, as the cascaded backend marks it."""
         ...
 
     async def call_tool(self, conversation: Conversation, name: str, arguments: dict) -> ToolOutcome:
