@@ -25,7 +25,8 @@ from .end_of_turn import is_backchannel
 Verdict = Literal["meant", "backchannel", "empty_transcript"]
 
 _ANNOTATION = re.compile(r"\[[^\]]*\]|\([^)]*\)|（[^）]*）|\*[^*]*\*|♪+")
-_WORD = re.compile(r"[^\W\d_\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]+(?:'[^\W\d_]+)*|\d+|[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
+_CJK = "\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af"  # kana, Han, Hangul: one character, one word
+_WORD = re.compile(rf"[^\W\d_{_CJK}]+(?:'[^\W\d_]+)*|\d+|[{_CJK}]")
 
 
 def spoken_words(text: str) -> list[str]:
