@@ -56,6 +56,10 @@ class LiveModePlugin(Star):
     async def on_llm_request(self, event: AstrMessageEvent, req) -> None:
         self.services.agent.claim(event)
 
+    @filter.on_using_llm_tool(priority=100000)
+    async def on_using_llm_tool(self, event: AstrMessageEvent, tool, tool_args) -> None:
+        await self.services.agent.gate_tool(event)  # a speculative turn's tool waits for its commit
+
     @filter.command("live")
     async def live_command(self, event: AstrMessageEvent):
         """Open Live Mode for this conversation."""

@@ -44,7 +44,7 @@ class CascadeAnswerer:
         delivery = asyncio.create_task(stage.deliver(), name=f"live-deliver-{turn.id}")
         try:
             turn.mark("agent_start")
-            run = turn.agent_run = ctx.agent.start(ctx.conversation, text)
+            run = turn.agent_run = ctx.agent.start(ctx.conversation, text, speculative=turn.speculative)
             timed_out = await _stream_agent(turn, stage)
             stage.end_input()
             await delivery

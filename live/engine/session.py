@@ -108,6 +108,9 @@ class LiveSession:
         self._reports_playback = reports_playback
         self._pause_play = pause_play  # the client holds playback on `pause_play`: speech pauses before it cuts
         self._judging: asyncio.Task | None = None  # the verdict on an utterance spoken over a paused answer
+        self._speculation: Turn | None = None  # the held answer of the utterance's current pause
+        self._dropped: Turn | None = None  # a speculation dropped since the last turn: history waits for it
+        self._speculations_dropped = 0  # in the current utterance, for its metrics
         self.state: AgentState = "listening"
         self._turn: Turn | None = None  # the running or last turn
         self._finalizers: set[asyncio.Task] = set()  # cut turns cutting history to what was heard
@@ -157,6 +160,7 @@ class LiveSession:
                     stream.end_utterance,
                     unavailable_reason=self._vad.end_of_turn_off_reason,
                     clock=self._clock,
+                    speculator=self,
                 )
         self._sink(
             SessionStarted(
@@ -180,6 +184,7 @@ class LiveSession:
             self._vad_stream = None
         if self._turn_taking is not None:
             self._turn_taking.close()
+        self.drop_speculation()
         await cancel_and_wait([self._judging])
         turn = self._turn
         if turn is not None and turn.running and turn.interrupt(tell_client=False):
@@ -286,7 +291,7 @@ class LiveSession:
                     taking.on_paused(event)
             case SpeechResumed():
                 if taking is not None:
-                    taking.on_resumed()
+                    taking.on_resumed()  # drops a speculation: the same utterance goes on
             case SpeechEnded(pcm=pcm):
                 self._user_speaking = False
                 self._sink(SpeechDetected("speech_end"))
@@ -295,13 +300,20 @@ class LiveSession:
                 speech_end = now - event.silence_ms / 1000
                 if taking is not None:
                     decided: dict[str, object] = {"eot_mode": "model", **taking.on_ended(event)}
+                    if taking.settings.speculate:
+                        decided |= {"speculation": None, "speculations_dropped": self._speculations_dropped}
+                        self._speculations_dropped = 0
                 else:
                     decided = {"eot_mode": "silence", "eot_reason": "forced" if event.forced else "silence",
                                "eot_silence_ms": event.silence_ms}  # fmt: skip
+                if self._commit_speculation(now, decided):
+                    return
                 spoken = (speech_end - event.duration_ms / 1000, speech_end)
                 self._begin_turn(pcm=pcm, spoken=spoken, started_at=speech_end, decided_at=now, decided=decided)
             case SpeechDiscarded():
                 self._user_speaking = False
+                self.drop_speculation()
+                self._speculations_dropped = 0
                 if taking is not None:
                     taking.reset()
                 self._sink(SpeechDetected("speech_end"))
@@ -333,13 +345,14 @@ class LiveSession:
                     "decided_at": decided_at, "decided": decided}  # fmt: skip
             self._judge(args)
             return
+        self.drop_speculation()  # other input came first: the held answer is not this one
         previous = self._turn
         # An echo needs the character's audio playing while the user spoke (checked before a barge-in cuts it).
         echo_possible = spoken is not None and previous is not None and previous.played_during(*spoken)
         if not self._barge_in("new_input"):
             return
         turn = Turn(
-            self._ctx, self._sink, text=text, pcm=pcm, previous=previous, viewers=viewers,
+            self._ctx, self._sink, text=text, pcm=pcm, previous=self._history_tail(), viewers=viewers,
             started_at=started_at, clock=self._clock, echo_possible=echo_possible,
         )  # fmt: skip
         if decided_at is not None:
@@ -348,6 +361,67 @@ class LiveSession:
             turn.extra.update(decided)
         self._turn = turn
         turn.start(asyncio.create_task(turn.run(), name=f"live-turn-{turn.id}"))
+
+    # ------------------------------------------------------------ speculation (TurnTaking's Speculator)
+
+    def speculate(self, paused: SpeechPaused) -> None:
+        """The utterance's first short pause: answer it ahead as a held turn (`end_of_turn_speculation`).
+
+        Only for the cascade, and only while no answer is running or playing: speech over an
+        answer is for the barge-in rules to judge, and its history must settle first.
+        """
+        self.drop_speculation()
+        previous = self._turn
+        if (
+            paused.speech_ms < self.settings.vad_min_speech_ms  # would be discarded as a noise
+            or self._ctx.answerer.backend != "cascade"
+            or (self._judging is not None and not self._judging.done())
+            or (previous is not None and (previous.running or previous.paused or previous.unplayed_ms() > 0))
+        ):
+            return
+        now = self._clock()
+        speech_end = now - paused.silence_ms / 1000
+        spoken = (speech_end - (len(paused.pcm) / (2 * INPUT_SAMPLE_RATE) - paused.silence_ms / 1000), speech_end)
+        turn = Turn(
+            self._ctx, self._sink, pcm=paused.pcm, previous=self._history_tail(), started_at=speech_end,
+            clock=self._clock, echo_possible=previous is not None and previous.played_during(*spoken), speculative=True,
+        )  # fmt: skip
+        turn.marks["speculation_start"] = now
+        self._speculation = turn
+        turn.start(asyncio.create_task(turn.run(), name=f"live-speculation-{turn.id}"))
+
+    def go_ahead(self) -> None:
+        if self._speculation is not None:
+            self._speculation.go_ahead()
+
+    def drop_speculation(self) -> None:
+        turn, self._speculation = self._speculation, None
+        if turn is None:
+            return
+        turn.discard()
+        self._speculations_dropped += 1
+        self._dropped = turn  # the next turn waits until its exchange is out of history
+        self._finalize(turn)
+
+    def _commit_speculation(self, decided_at: float, decided: dict[str, object]) -> bool:
+        """The utterance ended with a held answer of its last pause: it becomes the turn, output released."""
+        turn, self._speculation = self._speculation, None
+        if turn is None:
+            return False
+        if not self._barge_in("new_input"):
+            turn.discard()
+            self._finalize(turn)
+            return True
+        turn.marks["eot_decided"] = decided_at
+        turn.extra.update(decided)
+        self._turn = turn
+        turn.commit()
+        return True
+
+    def _history_tail(self) -> Turn | None:
+        """The turn whose history a new turn must wait for: the last one, or a speculation dropped after it."""
+        tail, self._dropped = self._dropped, None
+        return tail if tail is not None else self._turn
 
     def _set_state(self, state: AgentState) -> None:
         if state != self.state:

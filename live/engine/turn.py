@@ -22,9 +22,14 @@ everything about barge-in happens here. Its life is one `phase`:
   nothing of the turn goes out any more but its `end`.
 - FINALIZED: `finalize()` cut history to what the user heard (`heard`).
 
-DONE and FINALIZED are settled: the next turn may reach the agent. Room is
-left for a SPECULATIVE phase before RUNNING (output held until the user is
-done).
+DONE and FINALIZED are settled: the next turn may reach the agent.
+
+A speculative turn (`speculative=True`, the end-of-turn speculation) starts in
+SPECULATIVE before the user is surely done: it transcribes at once, reaches the
+agent only after `go_ahead()`, and holds every output (events, agent state).
+`commit()` releases what it held, in order, and it runs on as RUNNING; `discard()`
+(the user went on) cuts it silently, and `finalize()` then removes its exchange
+from history (`AgentRun.discard`), after the turn before it settled.
 """
 
 from __future__ import annotations
@@ -95,6 +100,7 @@ class Answerer(Protocol):
 
 class Phase(Enum):
     PENDING = "pending"
+    SPECULATIVE = "speculative"
     RUNNING = "running"
     PAUSED = "paused"
     DONE = "done"
@@ -104,6 +110,15 @@ class Phase(Enum):
 
 _SETTLED = (Phase.DONE, Phase.FINALIZED)
 _CUT = (Phase.INTERRUPTED, Phase.FINALIZED)
+_RELEASED_MARKS = ("first_audio",)
+"""Marks of what the client receives: a speculative turn's are moved to its commit, when it got them."""
+
+
+@dataclass(frozen=True, slots=True)
+class _HeldState:
+    """An agent state change a speculative turn held, released in order with its events."""
+
+    state: AgentState
 
 
 @dataclass(slots=True)
@@ -137,6 +152,7 @@ class Turn:
         started_at: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         echo_possible: bool = False,
+        speculative: bool = False,
     ) -> None:
         self.id = uuid.uuid4().hex[:12]
         self.ctx = ctx
@@ -166,6 +182,12 @@ class Turn:
         # pauses: (start, end) clock times, end None while paused; the phase a resume returns to
         self._pauses: list[tuple[float, float | None]] = []
         self._paused_from = Phase.RUNNING
+        # speculation: output held until commit(); the agent waits for go_ahead()
+        self._held: list[Event | _HeldState] | None = [] if speculative else None
+        self._go_ahead = asyncio.Event()
+        if not speculative:
+            self._go_ahead.set()
+        self.discarded = False  # a speculation the user talked through: history keeps nothing of it
 
     def __repr__(self) -> str:
         return f"Turn({self.id}, {self.phase.value})"
@@ -194,10 +216,15 @@ class Turn:
         else:
             self._settled.clear()
 
+    @property
+    def speculative(self) -> bool:
+        """Started before the user was surely done, and not committed yet: all output is held."""
+        return self._held is not None
+
     def start(self, task: asyncio.Task) -> None:
         """The session created the task running `run()`; it owns it."""
         self.task = task
-        self._enter(Phase.RUNNING)
+        self._enter(Phase.SPECULATIVE if self.speculative else Phase.RUNNING)
 
     async def settled(self, timeout: float) -> None:
         """Wait (at most `timeout`) until history holds this turn's final answer."""
@@ -207,11 +234,15 @@ class Turn:
     # ------------------------------------------------------------ output
 
     def emit(self, event: Event) -> None:
-        if not self.cut:
+        if self._held is not None:
+            self._held.append(event)
+        elif not self.cut:
             self._sink(event)
 
     def set_state(self, state: AgentState) -> None:
-        if not self.cut:
+        if self._held is not None:
+            self._held.append(_HeldState(state))
+        elif not self.cut:
             self.ctx.set_state(state)
 
     def mark(self, name: str) -> None:
@@ -244,10 +275,73 @@ class Turn:
         self.emit(event)
 
     async def wait_previous_settled(self) -> None:
-        """Before the agent sees this turn: history holds the previous answer as heard (bounded)."""
+        """Before the agent sees this turn: a speculative turn has its go-ahead, and history holds the
+        previous answer as heard (bounded)."""
+        await self._go_ahead.wait()
         if self.previous is not None:
             await self.previous.settled(AGENT_CLOSE_TIMEOUT_S + 1)
             self.previous = None  # let the old turn be collected
+
+    # ------------------------------------------------------------ speculation
+
+    def go_ahead(self) -> None:
+        """The user is probably done: the speculative answer may reach the agent (its output still held)."""
+        if self.speculative and not self._go_ahead.is_set():
+            self._go_ahead.set()
+            self.mark("speculation_go")
+
+    def commit(self) -> None:
+        """The user is done: release the held output in order, at once; the turn runs on as any other."""
+        held = self._held
+        if held is None or self.cut:
+            return
+        self._go_ahead.set()
+        self._held = None
+        now = self.clock()
+        self.extra["speculation"] = "answer" if "agent_start" in self.marks else "transcript"
+        self.extra["speculation_saved_ms"] = self._ahead_ms(now)
+        for name in _RELEASED_MARKS:
+            if name in self.marks:
+                self.marks[name] = max(self.marks[name], now)
+        done = self.task is not None and self.task.done()
+        self._enter(Phase.DONE if done else Phase.RUNNING)
+        if self.agent_run is not None:
+            self.agent_run.commit()
+        for item in held:
+            if isinstance(item, _HeldState):
+                self.ctx.set_state(item.state)
+            else:
+                self._sink(self.metrics() if isinstance(item, TurnMetrics) else item)
+
+    def discard(self) -> None:
+        """The user went on: stop the speculative answer; nothing of it was told, and `finalize()` leaves
+        nothing of it in history. Synchronous and idempotent."""
+        if self._held is None or self.cut:
+            return
+        self._held = None
+        self.discarded = True
+        self.heard = ""  # nothing was heard, nothing is owed to the client
+        self._go_ahead.set()  # a task waiting for it is cancelled anyway
+        self._enter(Phase.INTERRUPTED)
+        self.cut_at = self.clock()
+        if self.agent_run is not None:
+            self.agent_run.stop()
+        if self.stage is not None:
+            self.stage.stop()
+        if self.task is not None:
+            self.task.cancel()
+
+    def _ahead_ms(self, now: float) -> int:
+        """Work done before the commit on the way to the first audio: the transcription, then the agent
+        from its start until the commit (or until its first audio was ready, if sooner)."""
+        begun = self.marks.get("speculation_start")
+        if begun is None:
+            return 0
+        ahead = min(self.marks.get("stt_done", now), now) - begun
+        agent = self.marks.get("agent_start")
+        if agent is not None and agent < now:
+            ahead += min(self.marks.get("first_audio", now), now) - agent
+        return max(0, round(ahead * 1000))
 
     # ------------------------------------------------------------ barge-in
 
@@ -387,6 +481,13 @@ class Turn:
             await wait_ended([self.task])
             if self.stage is not None:
                 await self.stage.aclose()
+            if self.discarded:
+                await self.wait_previous_settled()  # history is edited in turn order
+                if self.agent_run is not None:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.agent_run.closed(), AGENT_CLOSE_TIMEOUT_S)
+                    await self.agent_run.discard()
+                return
             if self.heard is None:
                 self._report_arrived = asyncio.get_running_loop().create_future()
                 with contextlib.suppress(TimeoutError):

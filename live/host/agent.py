@@ -5,6 +5,13 @@ full pipeline (persona, plugins, tools, knowledge bases, memory) answers. Our
 `on_llm_request` hook then switches the event to plain streaming, so the
 host's own `run_live_agent` never runs: the text deltas come back on the
 back queue and the plugin's speech stage voices them.
+
+A speculative run (started before the end of turn was certain) is the same
+request, undecided until the engine commits or discards it: its WebChat
+transcript records wait for the commit, a tool call waits in our
+`on_using_llm_tool` hook (`gate_tool`), and a discarded run is stopped (the
+host then never runs the tool) and its exchange removed from the
+conversation history.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ LIVE_ACTION = "live"
 PLUGIN_ACTION = "live_mode_plugin"  # what the event carries once our hook has claimed it
 INTERRUPTED_MARK = "…"
 DRAIN_TIMEOUT_S = 15.0  # how long an abandoned request may take the host to end; after it, let go
+SPECULATION_DECISION_TIMEOUT_S = 60.0  # a tool call waits this long for a commit; past it, the run is stopped
 COMMAND_GUARD = "\u2060"  # WORD JOINER: invisible, not whitespace, so no command prefix matches
 _NOTICE_TYPES = {"reasoning", "tool_call", "tool_call_result", "agent_stats", "tts_stats"}
 # How AstrBot 4.29 words a failed agent (an LLM error mid-stream, a provider down): it arrives as
@@ -57,7 +65,9 @@ def umo_of(conversation: Conversation) -> str:
 class WebChatAgentRun:
     """One request in the host pipeline, read from its back queue."""
 
-    def __init__(self, agent: WebChatAgent, conversation: Conversation, text: str) -> None:
+    def __init__(
+        self, agent: WebChatAgent, conversation: Conversation, text: str, *, speculative: bool = False
+    ) -> None:
         self._agent = agent
         self.conversation = conversation
         self.text = text
@@ -72,11 +82,40 @@ class WebChatAgentRun:
         self._done = asyncio.Event()
         self._queue = webchat_queue_mgr.get_or_create_back_queue(self.message_id, conversation.conversation_id)
         self._drain: asyncio.Task | None = None
+        # speculative: True once committed, False once discarded or stopped first; None: an ordinary run
+        self._decided: asyncio.Future[bool] | None = asyncio.get_running_loop().create_future() if speculative else None
+
+    @property
+    def undecided(self) -> bool:
+        return self._decided is not None and not self._decided.done()
+
+    async def kept(self) -> bool:
+        """Whether this run's exchange stays: at once for an ordinary run, else once it is committed or discarded."""
+        return True if self._decided is None else await asyncio.shield(self._decided)
+
+    def commit(self) -> None:
+        """The turn is confirmed: the exchange is kept, tool calls may run, the transcript is written."""
+        if self.undecided:
+            assert self._decided is not None
+            self._decided.set_result(True)
+            self._save_user()
+
+    def _decide_not_kept(self) -> None:
+        if self.undecided:
+            assert self._decided is not None
+            self._decided.set_result(False)
+
+    def _save_user(self) -> None:
+        # The transcript record must not delay the turn; it is awaited before the answer's.
+        if self._user_saved is None:
+            saving = self._agent.history.save_user(self)
+            self._user_saved = asyncio.create_task(saving, name=f"live-save-{self.message_id}")
 
     async def outputs(self) -> AsyncIterator[AgentOutput]:
+        ended = False
         try:
-            # The transcript record must not delay the turn; it is awaited before the answer's.
-            self._user_saved = asyncio.create_task(self._agent.history.save_user(self), name=f"live-save-{self.message_id}")
+            if self._decided is None:
+                self._save_user()
             await webchat_queue_mgr.get_or_create_queue(self.conversation.conversation_id).put(
                 (
                     self.conversation.username,
@@ -97,11 +136,17 @@ class WebChatAgentRun:
                     break
                 if output is not None:
                     yield output
-            await self._user_saved
-            await self._agent.history.save_bot(self, self.reply)
+            ended = True  # the host finished the request (history written)
+            if await self.kept():
+                assert self._user_saved is not None
+                await self._user_saved
+                await self._agent.history.save_bot(self, self.reply)
             self._close()
         finally:
-            if not self._done.is_set() and self._drain is None:
+            if ended:
+                if not self._done.is_set():
+                    self._close()  # cancelled while undecided or saving: nothing is left to drain
+            elif not self._done.is_set() and self._drain is None:
                 # Abandoned mid-stream (barge-in): drain until the host finishes the request.
                 self._drain = asyncio.create_task(self._drain_until_end(), name=f"live-drain-{self.message_id}")
 
@@ -148,6 +193,7 @@ class WebChatAgentRun:
         self._done.set()
 
     def stop(self) -> None:
+        self._decide_not_kept()  # a speculative run stopped before its commit is never kept
         if self.stopped:
             return
         self.stopped = True
@@ -197,6 +243,32 @@ class WebChatAgentRun:
                 break
         await manager.update_conversation(self.umo, cid, history=history)
 
+    async def discard(self) -> None:
+        """After `stop()` and `closed()` of a speculative run: remove its exchange from the conversation
+        history (the WebChat transcript never got it). The host marks what it saved with our checkpoint id."""
+        self.stop()
+        if self._decided is None or self._decided.result():
+            return  # an ordinary or committed run: `keep_heard` is for those
+        manager = self._agent.conversations
+        cid = await manager.get_curr_conversation_id(self.umo)
+        record = await manager.get_conversation(self.umo, cid) if cid else None
+        if record is None:
+            return
+        history = json.loads(record.history) if isinstance(record.history, str) else list(record.history or [])
+        marks = [i for i, m in enumerate(history) if _checkpoint_id(m) == self.checkpoint_id]
+        if not marks:
+            return  # stopped before the host saved anything
+        end = marks[-1]
+        start = next(
+            (i for i in range(end - 1, -1, -1)
+             if history[i].get("role") == "user" and _plain_text(history[i]) != _HOST_ABORT_PAIR[0]),
+            None,
+        )  # fmt: skip
+        if start is None:
+            return
+        del history[start : end + 1]
+        await manager.update_conversation(self.umo, cid, history=history)
+
     async def aclose(self) -> None:
         """Abandon the request (plugin unload): stop it and stop waiting for it."""
         self.stop()
@@ -208,6 +280,14 @@ class WebChatAgentRun:
 
 _END = object()
 _HOST_ABORT_PAIR = ("Stop output.", "Output stopped.")  # AstrBot 4.29's ToolLoopAgentRunner, on a stop
+
+
+def _checkpoint_id(message: Any) -> str | None:
+    """The id of a checkpoint mark the host saves after each exchange (`{"role": "_checkpoint", ...}`)."""
+    if not isinstance(message, dict) or message.get("role") != "_checkpoint":
+        return None
+    content = message.get("content")
+    return content.get("id") if isinstance(content, dict) else None
 
 
 def _plain_text(message: Any) -> str:
@@ -241,6 +321,12 @@ class NoChatModelRun:
     async def keep_heard(self, heard: str) -> None:
         pass
 
+    def commit(self) -> None:
+        pass
+
+    async def discard(self) -> None:
+        pass
+
 
 class WebChatAgent:
     """Starts runs and knows which pipeline events are ours."""
@@ -255,10 +341,12 @@ class WebChatAgent:
         self._abandoned: deque[str] = deque(maxlen=1024)
         llm_requests.install()
 
-    def start(self, conversation: Conversation, text: str) -> WebChatAgentRun | NoChatModelRun:
+    def start(
+        self, conversation: Conversation, text: str, *, speculative: bool = False
+    ) -> WebChatAgentRun | NoChatModelRun:
         if not self._has_chat_model(conversation):
             return NoChatModelRun(text)
-        run = WebChatAgentRun(self, conversation, text)
+        run = WebChatAgentRun(self, conversation, text, speculative=speculative)
         self._runs[run.message_id] = run
         return run
 
@@ -311,6 +399,34 @@ class WebChatAgent:
         else:
             run.requests.bind()
         return True
+
+    async def gate_tool(self, event: Any) -> None:
+        """`on_using_llm_tool` hook, awaited by the host right before it runs a tool: a speculative run's
+        call waits for the commit. A discarded run is stopped (again: its runner may have registered
+        after the first stop), and the host's tool executor then refuses to start the tool."""
+        message_id = str(getattr(getattr(event, "message_obj", None), "message_id", ""))
+        if event.get_extra("action_type") not in (LIVE_ACTION, PLUGIN_ACTION):
+            return
+        run = self._runs.get(message_id)
+        if run is None:
+            if message_id in self._abandoned:  # a request we stopped and let go of: it runs nothing more
+                active_event_registry.request_agent_stop_all(event.unified_msg_origin)
+            return
+        if not run.undecided and not run.stopped:
+            return
+        kept = False
+        if run.undecided:
+            try:
+                kept = await asyncio.wait_for(run.kept(), SPECULATION_DECISION_TIMEOUT_S)
+            except TimeoutError:
+                logger.warning("live: speculative request %s was never committed; stopping it", run.message_id)
+            except asyncio.CancelledError:  # the host swallows a hook's exceptions: stop the runner first
+                run.stop()
+                active_event_registry.request_agent_stop_all(run.umo)
+                raise
+        if not kept:
+            run.stop()
+            active_event_registry.request_agent_stop_all(run.umo)
 
     async def aclose(self) -> None:
         await asyncio.gather(*(run.aclose() for run in list(self._runs.values())), return_exceptions=True)

@@ -42,6 +42,7 @@ class ScriptedReply:
     fail_after: int | None = None  # tokens sent before the stream breaks with a server error event
     stall_after: int | None = None  # tokens sent before the stream goes silent for `stall_s`
     stall_s: float = 0.0
+    tool_call: tuple[str, dict] | None = None  # (name, arguments): after the text, the model calls a tool
 
 
 @dataclass
@@ -118,13 +119,16 @@ class FakeProviders:
         fail_after: int | None = None,
         stall_after: int | None = None,
         stall_s: float = 0.0,
+        tool_call: tuple[str, dict] | None = None,
     ) -> None:
-        """The next streamed reply; `fail_after`/`stall_after` N tokens break or stall it mid-stream."""
+        """The next streamed reply; `fail_after`/`stall_after` N tokens break or stall it mid-stream;
+        `tool_call` (name, arguments) ends it with a call of that tool (the agent's next request
+        takes the next reply)."""
         with self._lock:
             self.replies.append(
                 ScriptedReply(text, ttft if ttft is not None else self.default_ttft,
                               interval if interval is not None else self.default_interval,
-                              fail_after, stall_after, stall_s)
+                              fail_after, stall_after, stall_s, tool_call)
             )  # fmt: skip
 
     def script_transcript(self, text: str) -> None:
@@ -180,6 +184,15 @@ class FakeProviders:
                 await response.write(_sse(_chunk({"content": token})))
                 record.tokens_sent += 1
                 record.token_at.append(time.monotonic())
+            if reply.tool_call is not None:
+                name, arguments = reply.tool_call
+                call = {"index": 0, "id": f"call_{len(self.chats)}", "type": "function",
+                        "function": {"name": name, "arguments": json.dumps(arguments)}}  # fmt: skip
+                await response.write(_sse(_chunk({"tool_calls": [call]})))
+                await response.write(_sse(_chunk({}, finish="tool_calls")))
+                await response.write(b"data: [DONE]\n\n")
+                record.finished = time.monotonic()
+                return response
             await response.write(_sse(_chunk({}, finish="stop")))
             await response.write(b"data: [DONE]\n\n")
             record.finished = time.monotonic()
