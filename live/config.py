@@ -68,6 +68,28 @@ class BilibiliSettings:
     api_base: str = ""  # empty = Bilibili itself (tests point it at a fake server)
 
 
+Backend = Literal["cascade", "realtime"]
+
+
+@dataclass(frozen=True, slots=True)
+class RealtimeBackendSettings:
+    """The realtime backend's provider (an OpenAI-Realtime-protocol model); unused while `url` is empty."""
+
+    url: str = ""  # ws:// or wss://
+    api_key: str = field(default="", repr=False)
+    model: str = ""
+    voice: str = ""
+    api: Literal["ga", "beta"] = "ga"  # event shapes: OpenAI today, or the beta ones Qwen-Omni/GLM/local servers speak
+    input_rate: int = 24000  # the microphone rate the provider takes (OpenAI 24000, Qwen-Omni 16000)
+    transcription_model: str = "gpt-4o-mini-transcribe"  # the model's transcription of the user ("" = none)
+    fallback: bool = True  # a turn the provider cannot answer is answered by the cascade
+    max_session_minutes: float = 55.0  # the provider's session limit, less a margin (OpenAI ends them at 60)
+
+    @property
+    def configured(self) -> bool:
+        return self.url.startswith(("ws://", "wss://"))
+
+
 @dataclass(frozen=True, slots=True)
 class LiveSettings:
     stt_provider_id: str = ""
@@ -102,6 +124,8 @@ class LiveSettings:
     room_queue: QueuePolicy = field(default_factory=QueuePolicy)
     room_linger_s: float = 120.0
     bilibili: BilibiliSettings = field(default_factory=BilibiliSettings)
+    backend: Backend = "cascade"  # a connection may pick the other with ?backend=
+    realtime: RealtimeBackendSettings = field(default_factory=RealtimeBackendSettings)
 
     @property
     def vad_end_silence_ms(self) -> int:
@@ -169,5 +193,17 @@ class LiveSettings:
                 live_room=str(raw.get("bilibili_live_room") or "stream").strip() or "stream",
                 room_owner=str(raw.get("bilibili_room_owner") or "").strip(),
                 api_base=str(raw.get("bilibili_api_base") or "").strip(),
+            ),
+            backend=_choice(raw, "backend", ("cascade", "realtime"), "cascade"),  # type: ignore[arg-type]
+            realtime=RealtimeBackendSettings(
+                url=str(raw.get("realtime_url") or "").strip(),
+                api_key=str(raw.get("realtime_api_key") or "").strip(),
+                model=str(raw.get("realtime_model") or "").strip(),
+                voice=str(raw.get("realtime_voice") or "").strip(),
+                api=_choice(raw, "realtime_api", ("ga", "beta"), "ga"),  # type: ignore[arg-type]
+                input_rate=_int(raw, "realtime_input_rate", 24000, 8000, 48000),
+                transcription_model=str(raw.get("realtime_transcription_model", "gpt-4o-mini-transcribe") or "").strip(),
+                fallback=bool(raw.get("realtime_fallback", True)),
+                max_session_minutes=_num(raw, "realtime_max_session_minutes", 55, 1, 24 * 60),
             ),
         )

@@ -34,3 +34,4 @@ class Services:
     endpointer: Callable[[LiveSettings], Endpointer] | None
     dialects: dict[str, DialectFactory]
     turn_model: Callable[[], Any] | None = None  # loads the end-of-turn model (off the loop); None: silence rule
+    realtime_host: Any = None  # a `live.realtime.ports.RealtimeHost`: persona, memory and tools for the realtime backend

@@ -21,11 +21,17 @@ from .turn import AGENT_CLOSE_TIMEOUT_S, INPUT_SAMPLE_RATE, Turn
 
 
 class CascadeAnswerer:
+    backend = "cascade"
+
     async def answer(self, turn: Turn) -> None:
         text = turn.text if turn.text is not None else await transcribe(turn)  # voice with text: judged over a pause
         if not text:
             return
         turn.emit(UserTranscribed(turn.id, text, int(time.time() * 1000), turn.viewers))
+        await self.reply(turn, text)
+
+    async def reply(self, turn: Turn, text: str) -> None:
+        """Answer `text`, the user's words already told to the client (also the realtime backend's fallback)."""
         turn.set_state("thinking")  # voice turns said so when STT started
         await turn.wait_previous_settled()  # the next question sees the cut answer
         ctx = turn.ctx
@@ -61,6 +67,9 @@ class CascadeAnswerer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(run.closed(), AGENT_CLOSE_TIMEOUT_S)
             await run.keep_heard(turn.reply_text)
+
+    async def aclose(self) -> None:
+        """Nothing to end: each turn's agent run ends with its turn."""
 
 
 async def _stream_agent(turn: Turn, stage: SpeechStage) -> bool:

@@ -127,6 +127,7 @@ class SessionStarted:
     output_format: str
     output_sample_rate: int
     room: RoomMembership | None = None
+    backend: str = "cascade"  # what answers: "cascade" (STT, agent, TTS) or "realtime" (a speech-to-speech model)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from typing import Literal
 from ..audio.vad import SpeechConfirmed, SpeechDiscarded, SpeechEnded, SpeechPaused, SpeechResumed, SpeechStarted
 from ..config import LiveSettings
 from ..errors import ErrorCode
+from ..log import logger
 from ..audio.wav import pcm16_to_wav
 from .barge_in import verdict
 from .cascade import CascadeAnswerer
@@ -63,6 +64,7 @@ from .turn_taking import TurnTaking, end_of_turn_settings
 from .vad_worker import ServerVad, VadStream
 
 BargeInCause = Literal["client", "speech", "new_input"]
+ANSWERER_CLOSE_TIMEOUT_S = 10.0  # the realtime backend saves a last exchange and closes its provider sessions
 
 
 class LiveSession:
@@ -170,6 +172,7 @@ class LiveSession:
                 server_vad=self._vad is not None,
                 output_format=self._ctx.output.audio_format,
                 output_sample_rate=self._ctx.output.sample_rate,
+                backend=self._ctx.answerer.backend,
             )
         )
         self._sink(StateChanged(self.state))  # the first state; later ones only on a change
@@ -191,6 +194,10 @@ class LiveSession:
             self._finalize(turn)
         await wait_ended(self._finalizers, AGENT_CLOSE_TIMEOUT_S + 5)  # finalize() bounds its own waits
         self._turn = None
+        try:  # after the finalizers: a cut answer's heard part is kept through the backend first
+            await asyncio.wait_for(self._ctx.answerer.aclose(), ANSWERER_CLOSE_TIMEOUT_S)
+        except Exception as exc:  # noqa: BLE001 - closing must go on; the backend bounds its own waits
+            logger.warning("live session %s: closing the %s backend failed: %r", self.id, self._ctx.answerer.backend, exc)
 
     # ------------------------------------------------------------ commands
 

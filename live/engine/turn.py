@@ -89,12 +89,18 @@ class Playback(Protocol):
 
 
 class Answerer(Protocol):
+    backend: str  # "cascade" or "realtime", as the session's `hello` tells it
+
     async def answer(self, turn: Turn) -> None:
         """Produce the turn's reply and tell it to the client (`turn.emit`), up to its `end` and metrics.
 
         Set `turn.agent_run` (what writes history) and `turn.stage` (what plays) as soon as
         they exist, so that `Turn.interrupt()` can cut them at any moment.
         """
+        ...
+
+    async def aclose(self) -> None:
+        """The session is over (its cut turns are finalized): end whatever the backend keeps open."""
         ...
 
 

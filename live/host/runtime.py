@@ -19,6 +19,7 @@ from ..services import Services
 from .access import HostAccess
 from .agent import WebChatAgent
 from .chat_bridge import ChatBridge
+from .realtime_host import AstrBotRealtimeHost
 from .speech import HostSpeech
 from .webchat_history import WebChatHistory
 
@@ -54,6 +55,7 @@ def build_services(context: Any, settings: Callable[[], LiveSettings]) -> Servic
         speech=HostSpeech(context, settings),
         chat=ChatBridge,
         endpointer=endpointer_factory(VadClassifiers("auto")),
+        realtime_host=AstrBotRealtimeHost(context),
         turn_model=EndOfTurnModel,  # loaded by the server's end-of-turn worker, the first time a session wants it
         dialects={
             "astrbot": lambda s, chat: AstrBotLiveDialect(s.limits.max_text_chars, chat_default=chat),

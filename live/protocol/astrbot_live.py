@@ -157,6 +157,7 @@ class AstrBotLiveDialect:
                         "conversation_id": event.conversation_id,
                         "username": event.username,
                         "server_vad": event.server_vad,
+                        "backend": event.backend,
                         "input_audio": {"format": "pcm16", "sample_rate": 16000, "channels": 1},
                         "output_audio": {"format": event.output_format, "sample_rate": event.output_sample_rate or None},
                         "features": list(FEATURES),

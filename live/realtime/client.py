@@ -372,6 +372,17 @@ class RealtimeSession:
             self._events.put_nowait(None)  # every later read ends too
         return event
 
+    def pending_events(self) -> list[ServerEvent]:
+        """Take every event already queued, without waiting (what arrived between two turns)."""
+        events: list[ServerEvent] = []
+        while not self._events.empty():
+            event = self._events.get_nowait()
+            if event is None:
+                self._events.put_nowait(None)  # the end stays for every later read
+                break
+            events.append(event)
+        return events
+
     # ------------------------------------------------------------ sending
 
     def _next_id(self, prefix: str) -> str:
@@ -604,8 +615,12 @@ class RealtimePool:
         """What the next taken session should know (new persona, newer history)."""
         self.config = config
 
-    async def take(self, timeout: float | None = None) -> RealtimeSession:
-        """A ready session, now if a spare is warm; else within `timeout` (default connect+configure)."""
+    async def take(self, timeout: float | None = None, *, fail_fast: bool = False) -> RealtimeSession:
+        """A ready session, now if a spare is warm; else within `timeout` (default connect+configure).
+
+        A permanent failure (a bad key) while waiting raises at once; with `fail_fast`, any failure does
+        (the caller has something better to do than wait out the retries).
+        """
         started = time.monotonic()
         was_ready = self.ready
         limit = timeout if timeout is not None else self.settings.connect_timeout + self.settings.configure_timeout
@@ -618,7 +633,8 @@ class RealtimePool:
                     if session is not None and session.usable:
                         self._spare = None
                         break
-                    if len(self.stats.failures) > failures_before and self.last_error and not self.last_error.retryable:
+                    failed = len(self.stats.failures) > failures_before and self.last_error is not None
+                    if failed and (fail_fast or not self.last_error.retryable):  # type: ignore[union-attr]
                         raise RealtimeFailure(self.last_error)
                     if self._warmer is not None and self._warmer.done() and not self._closed:
                         self.start()

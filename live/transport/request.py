@@ -15,6 +15,7 @@ from ..errors import ErrorCode, ProtocolError
 from ..rooms.room import ROLES, ROOM_NAME
 
 DEFAULT_DIALECT = "astrbot"
+BACKENDS = ("cascade", "realtime")
 _OFF = ("0", "false", "off", "no")
 
 
@@ -30,6 +31,7 @@ class ConnectRequest:
     server_vad: bool  # False (`vad=off`): the client delimits utterances itself
     reports_playback: bool  # the client sends `playback_report` after a server-initiated `stop_play`
     pause_play: bool = False  # the client holds playback on `pause_play`: speech pauses the answer before it cuts
+    backend: str | None = None  # `?backend=cascade|realtime`; None: the plugin's setting
 
     @staticmethod
     def dialect_of(query: Mapping[str, str], dialects: Collection[str]) -> str:
@@ -49,6 +51,9 @@ class ConnectRequest:
                 f"unsupported query: protocol must be one of {sorted(dialects)}, ct live or chat, "
                 "audio_format wav or pcm16, sample_rate 0 or 8000-48000",
             )
+        backend = query.get("backend")
+        if backend is not None and backend.lower() not in BACKENDS:
+            raise ProtocolError(ErrorCode.INVALID_MESSAGE_FORMAT, "backend must be cascade or realtime")
         room, role = query.get("room"), (query.get("role") or "streamer").lower()
         if room is not None and (not ROOM_NAME.match(room) or role not in ROLES):
             raise ProtocolError(
@@ -67,6 +72,7 @@ class ConnectRequest:
             reports_playback=query.get("report_playback") in ("1", "true"),
             # only this dialect has frames to hold playback; OLV and N.E.K.O clients keep today's barge-in
             pause_play=dialect == DEFAULT_DIALECT and query.get("pause_play") in ("1", "true"),
+            backend=backend.lower() if backend is not None else None,
         )
 
 

@@ -19,12 +19,15 @@ from ..audio.denoise import noise_suppression_status
 from ..config import LiveSettings
 from ..engine.events import ErrorRaised
 from ..engine.ports import Conversation
+from ..engine.cascade import CascadeAnswerer
 from ..engine.session import LiveSession
+from ..engine.turn import Answerer
 from ..engine.end_of_turn import EndOfTurnSettings
 from ..engine.turn_model_worker import TurnModelWorker
 from ..engine.vad_worker import ServerVad, VadWorker
 from ..errors import AuthError, CloseCode, ErrorCode, LiveError
 from ..log import logger
+from ..realtime.answerer import RealtimeAnswerer, realtime_settings
 from ..rooms.room import Room, RoomKey, RoomMember, Rooms
 from ..services import Access, Services
 from .connection import Connection, close_draining
@@ -71,6 +74,7 @@ class LiveServer:
             if sum(1 for c in self.connections.values() if c.username == username) >= settings.limits.max_sessions_per_user:
                 raise AuthError(ErrorCode.TOO_MANY_SESSIONS, "too many live sessions open for this user")
             request = ConnectRequest.parse(query, settings, self._services.dialects)
+            self._check_backend(request, settings)
             conversation, session_factory = await self._seat(access, username, session_id, settings, request)
         except LiveError as exc:  # AuthError, or a ProtocolError about the query
             await self._refuse(websocket, dialect_name, exc, CloseCode.POLICY_VIOLATION)
@@ -133,6 +137,36 @@ class LiveServer:
             output=request.output,
             reports_playback=request.reports_playback,
             pause_play=request.pause_play,
+            answerer=self._answerer(conversation, settings, request),
+        )
+
+    def _check_backend(self, request: ConnectRequest, settings: LiveSettings) -> None:
+        """A connection that asks for (or gets by setting) the realtime backend needs it set up."""
+        if (request.backend or settings.backend) != "realtime":
+            return
+        if not settings.realtime.configured or self._services.realtime_host is None:
+            raise LiveError(
+                ErrorCode.REALTIME_NOT_CONFIGURED,
+                "The realtime backend is not set up: set realtime_url (ws:// or wss://) in the Live Mode "
+                "settings, or connect with ?backend=cascade",
+            )
+        try:
+            realtime_settings(settings.realtime)
+        except ValueError as exc:
+            raise LiveError(ErrorCode.REALTIME_NOT_CONFIGURED, f"The realtime backend's settings are invalid: {exc}") from exc
+
+    def _answerer(self, conversation: Conversation, settings: LiveSettings, request: ConnectRequest) -> Answerer | None:
+        """The session's backend: None for the cascade (the session's default), else a realtime model's."""
+        if (request.backend or settings.backend) != "realtime":
+            return None
+        backend = settings.realtime
+        return RealtimeAnswerer(
+            conversation=conversation,
+            host=self._services.realtime_host,
+            settings=realtime_settings(backend),
+            voice=backend.voice,
+            transcription_model=backend.transcription_model,
+            fallback=CascadeAnswerer() if backend.fallback else None,
         )
 
     def _chat_factory(self, app, access, conversation: Conversation):

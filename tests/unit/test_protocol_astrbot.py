@@ -196,6 +196,7 @@ def test_hello_states_this_dialects_features():
                 "conversation_id": "c1",
                 "username": "alice",
                 "server_vad": True,
+                "backend": "cascade",
                 "input_audio": {"format": "pcm16", "sample_rate": 16000, "channels": 1},
                 "output_audio": {"format": "wav", "sample_rate": None},
                 "features": list(FEATURES),
@@ -206,6 +207,8 @@ def test_hello_states_this_dialects_features():
     hello = encode(ev.SessionStarted("s1", "c1", "alice", False, "pcm16", 24000, room))[0]["data"]
     assert hello["room"] == {"name": "stage", "role": "bridge", "audio": False}
     assert hello["output_audio"] == {"format": "pcm16", "sample_rate": 24000}
+    realtime = ev.SessionStarted("s1", "c1", "alice", True, "wav", 0, backend="realtime")
+    assert encode(realtime)[0]["data"]["backend"] == "realtime"
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,707 @@
+"""The realtime backend: a live session's turns answered by one speech-to-speech model session.
+
+`RealtimeAnswerer` is the engine's `Answerer` for one live session. It keeps a
+`RealtimePool` (a configured provider session warm from connect on, replaced
+before the provider's age limit and after an error; the host's persona,
+history and tools carried over with `set_config`) and answers each turn on the
+session it took: the utterance (16 kHz, cut by our VAD) is appended and
+committed, or the typed text sent as an item, then `response.create`. The
+answer streams out as it arrives: audio deltas resampled to the client's
+format, transcript deltas as `bot_delta_chunk`, the model's transcription of
+the user as `user_msg`, with the same turn ids, states and metrics marks as
+the cascade.
+
+Barge-in: `Turn.interrupt()` stops the playback and the `RealtimeRun`
+(`response.cancel`); `finalize()` then truncates the model's item at the heard
+ms and writes the heard part to the host conversation. A completed answer is
+written in full once it has played (or when the next turn starts, or the
+session closes), so a cut while it still plays keeps only what was heard.
+
+A provider failure is a coded error; with `fallback`, a turn that produced no
+audio yet is answered by the cascade instead (metrics `backend: "cascade"`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ..audio.resample import StreamResampler
+from ..audio.wav import pcm16_to_wav
+from ..config import RealtimeBackendSettings
+from ..engine.events import AgentTextDelta, BotReplied, ErrorRaised, Event, SentenceAudio, TurnEnded, UserTranscribed
+from ..engine.heard import SpokenSentence
+from ..engine.ports import Conversation
+from ..engine.segmenter import speakable
+from ..engine.speech import OutputFormat
+from ..engine.tasks import cancel_and_wait
+from ..engine.turn import INPUT_SAMPLE_RATE, Turn
+from ..errors import ErrorCode
+from ..log import logger
+from .client import RealtimeFailure, RealtimePool, RealtimeSession, RealtimeSettings
+from .events import (
+    MODEL_RATE,
+    AudioDelta,
+    InputTranscript,
+    InputTranscriptFailed,
+    RealtimeError,
+    RealtimeErrorCode,
+    ResponseDone,
+    ResponseStarted,
+    SessionConfig,
+    ToolCallRequested,
+    TranscriptDelta,
+    encode_response_cancel,
+    encode_truncate,
+    realtime_error,
+)
+from .ports import RealtimeContext, RealtimeHost
+
+if TYPE_CHECKING:
+    from ..engine.cascade import CascadeAnswerer
+
+CONTEXT_TIMEOUT_S = 10.0  # reading the persona, history and tools from the host
+FAIL_FAST_TAKE_S = 1.0  # after a failed connect, a turn waits this long for a session before it falls back
+TRANSCRIPT_WAIT_S = 2.0  # after the answer: how long the model's transcription of the user may still take
+WAV_CHUNK_MS = 200  # wav clients get the audio as WAVs of about this length (the first at once)
+REMEMBER_MARGIN_S = 1.0  # a completed answer is written this long after it should have finished playing
+UNTRANSCRIBED = "(spoken; the realtime model gave no transcript)"
+_SENTENCE = re.compile(r"[^.!?。！？…]*(?:[.!?。！？…]+|$)")
+
+
+def realtime_settings(backend: RealtimeBackendSettings) -> RealtimeSettings:
+    """The client settings for the plugin's realtime provider (ValueError on a bad URL or rate)."""
+    age = backend.max_session_minutes * 60
+    return RealtimeSettings(
+        url=backend.url,
+        api_key=backend.api_key,
+        model=backend.model,
+        api=backend.api,
+        input_rate=backend.input_rate,
+        max_session_age=age,
+        rewarm_margin=min(120.0, age / 10),
+    )
+
+
+def error_code(error: RealtimeError) -> ErrorCode:
+    """The client-facing code of a provider failure (the realtime codes share their names; an unreadable
+    event is the provider's fault, as far as a client can act on it)."""
+    if error.code is RealtimeErrorCode.PROTOCOL:
+        return ErrorCode.REALTIME_SERVER_ERROR
+    return ErrorCode(error.code.value)
+
+
+# ---------------------------------------------------------------- playback
+
+
+@dataclass
+class _Item:
+    """One audio item of the answer (a tool call's continuation is a second one)."""
+
+    item_id: str
+    seq: int
+    resampler: StreamResampler
+    text: str = ""  # its transcript so far
+    unsent_text: str = ""  # transcript not yet attached to an audio event
+    buffer: bytearray = field(default_factory=bytearray)  # wav clients: audio waiting for a chunk's worth
+    start_ms: float | None = None  # where its audio starts in the turn's audio
+    out_ms: float = 0.0  # its audio sent to the client
+    model_ms: float = 0.0  # its audio received from the model
+    ended: bool = False
+
+
+class RealtimePlayback:
+    """The engine's `Playback` for a realtime answer: model audio out as it arrives, and what it said when.
+
+    `spoken` maps the transcript to audio time: each item's sentences share its audio in proportion
+    to their voiced characters (a realtime model does not say which word falls where).
+    """
+
+    def __init__(
+        self,
+        *,
+        turn_id: str,
+        emit: Callable[[Event], None],
+        output: OutputFormat,
+        mark: Callable[[str], None],
+        on_voiced: Callable[[str], None] = lambda _text: None,
+    ) -> None:
+        self._turn_id = turn_id
+        self._emit = emit
+        self._mark = mark
+        self._on_voiced = on_voiced
+        self._format = output.audio_format
+        self._rate = output.sample_rate or MODEL_RATE
+        self._items: dict[str, _Item] = {}
+        self._samples = 0  # sent to the client, at self._rate
+        self._stopped = False
+
+    @property
+    def audio_ms(self) -> int:
+        return int(self._samples * 1000 / self._rate)
+
+    @property
+    def produced_audio(self) -> bool:
+        return self._samples > 0
+
+    def _item(self, item_id: str) -> _Item:
+        item = self._items.get(item_id)
+        if item is None:
+            item = self._items[item_id] = _Item(item_id, len(self._items), StreamResampler(MODEL_RATE, self._rate))
+        return item
+
+    def text(self, delta: TranscriptDelta) -> None:
+        item = self._item(delta.item_id)
+        item.text += delta.text
+        item.unsent_text += delta.text
+
+    def audio(self, delta: AudioDelta) -> None:
+        item = self._item(delta.item_id)
+        item.model_ms += delta.duration_ms
+        pcm = item.resampler.process(delta.pcm)
+        if self._format != "wav":
+            self._send(item, pcm, final=False)
+            return
+        item.buffer += pcm
+        if not self.produced_audio or len(item.buffer) * 1000 >= WAV_CHUNK_MS * 2 * self._rate:
+            self._send(item, bytes(item.buffer), final=False)
+            item.buffer.clear()
+
+    def end(self) -> None:
+        """The answer is complete: every item's last audio goes out, marked final."""
+        for item in self._items.values():
+            if item.ended:
+                continue
+            item.ended = True
+            tail = bytes(item.buffer) + item.resampler.flush()
+            item.buffer.clear()
+            if item.start_ms is not None or tail:
+                self._send(item, tail, final=True)
+                self._on_voiced(speakable(item.text))
+
+    def _send(self, item: _Item, pcm: bytes, *, final: bool) -> None:
+        if self._stopped or (not pcm and not final):
+            return
+        samples = len(pcm) // 2
+        if samples and not self._samples:
+            self._mark("first_audio")
+        if item.start_ms is None:
+            item.start_ms = self._samples * 1000 / self._rate
+        self._samples += samples
+        duration = samples * 1000 / self._rate
+        item.out_ms += duration
+        text, item.unsent_text = item.unsent_text, ""
+        self._emit(
+            SentenceAudio(
+                turn_id=self._turn_id,
+                seq=item.seq,
+                audio=pcm16_to_wav(pcm, self._rate) if self._format == "wav" else pcm,
+                audio_format=self._format,
+                sample_rate=self._rate,
+                duration_ms=round(duration),
+                text=text,
+                final=final,
+            )
+        )
+
+    @property
+    def spoken(self) -> list[SpokenSentence]:
+        sentences: list[SpokenSentence] = []
+        for item in self._items.values():
+            if item.start_ms is None:
+                continue
+            parts = [p.strip() for p in _SENTENCE.findall(item.text) if p.strip()]
+            weights = [len(speakable(p)) for p in parts]
+            total = sum(weights) or 1
+            at = item.start_ms
+            for part, weight in zip(parts, weights, strict=True):
+                duration = item.out_ms * weight / total
+                sentences.append(SpokenSentence(part, speakable(part), round(at), round(duration)))
+                at += duration
+        return sentences
+
+    def truncations(self, played_ms: int) -> list[tuple[str, int]]:
+        """(item_id, audio_end_ms) for each item the user did not hear to its end."""
+        cuts = []
+        for item in self._items.values():
+            if item.start_ms is None or not item.item_id:
+                continue
+            heard = max(0.0, played_ms - item.start_ms)
+            if heard < item.out_ms:
+                cuts.append((item.item_id, int(min(heard, item.model_ms))))
+        return cuts
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._emit = self._mark = self._on_voiced = _ignore  # let go of the turn (as the speech stage does)
+
+    async def aclose(self) -> None:
+        self.stop()
+
+
+def _ignore(*_args: object) -> None:
+    pass
+
+
+# ---------------------------------------------------------------- one turn's exchange
+
+
+class RealtimeRun:
+    """One turn on the model: the request, what came back, and what history keeps (the engine's `AgentRun`)."""
+
+    def __init__(self, answerer: RealtimeAnswerer, session: RealtimeSession, turn: Turn, playback: RealtimePlayback):
+        self._answerer = answerer
+        self.session = session
+        self.turn = turn
+        self.playback = playback
+        self.voice = turn.pcm is not None
+        self.user_text: str | None = turn.text if turn.pcm is None else None
+        self.user_told = False
+        self.response_active = False  # response.create sent, its response.done not read yet
+        self.response_id = ""
+        self.calls: list[ToolCallRequested] = []  # requested by the current response
+        self.open_calls: list[str] = []  # call ids without an output yet
+        self.heard: str | None = None
+        self.remembered = False
+        self._ignored: set[str] = set()  # our event ids whose errors mean nothing (a late cancel, a truncate)
+        self._cancel: asyncio.Task | None = None
+        self._stopped = False
+
+    # -------- events (the answer loop and closed() both read through here)
+
+    def take(self, event: object) -> None:
+        """Note what an event says about this exchange."""
+        match event:
+            case ResponseStarted(response_id=response_id):
+                self.response_id = response_id
+            case ResponseDone():
+                self.response_active = False
+            case InputTranscript(text=text, final=True) if self.voice and self.user_text is None:
+                self.user_text = text.strip()
+                self.turn.mark("stt_done")
+            case ToolCallRequested():
+                self.calls.append(event)
+                self.open_calls.append(event.call_id)
+
+    def ignorable(self, error: RealtimeError) -> bool:
+        return bool(error.client_event_id) and error.client_event_id in self._ignored
+
+    async def send_ignoring_errors(self, event: dict) -> None:
+        event_id = event.setdefault("event_id", f"lm_quiet_{self.turn.id}_{len(self._ignored)}")
+        self._ignored.add(event_id)
+        await self.session.send(event)
+
+    # -------- AgentRun
+
+    def stop(self) -> None:
+        """Barge-in: ask the model to stop answering (the playback is already silent)."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self.response_active and self.session.usable:
+            self._cancel = asyncio.create_task(self._send_cancel(), name=f"live-realtime-cancel-{self.turn.id}")
+
+    async def _send_cancel(self) -> None:
+        with contextlib.suppress(RealtimeFailure):
+            await self.send_ignoring_errors(encode_response_cancel())
+
+    async def closed(self) -> None:
+        """The cancelled response is over (so the next can start), and the user's words are known."""
+        if self._cancel is not None:
+            await self._cancel
+        transcript_by: float | None = None
+        while self.session.usable:
+            if self.response_active:
+                pass
+            elif self.user_text is not None or not self._answerer.transcribes:
+                return
+            elif transcript_by is None:
+                transcript_by = time.monotonic() + TRANSCRIPT_WAIT_S
+            left = None if transcript_by is None else transcript_by - time.monotonic()
+            if left is not None and left <= 0:
+                return
+            try:
+                event = await asyncio.wait_for(self.session.next_event(), left)
+            except TimeoutError:
+                return
+            if event is None:
+                return
+            self.take(event)
+
+    async def keep_heard(self, heard: str) -> None:
+        """After a cut: the model forgets what was not heard, and history keeps the heard part."""
+        self.heard = heard
+        turn = self.turn
+        played = turn.played_ms if turn.played_ms is not None else turn.estimated_played_ms(turn.cut_at)
+        with contextlib.suppress(RealtimeFailure):
+            for item_id, end_ms in self.playback.truncations(played):
+                await self.send_ignoring_errors(encode_truncate(item_id, 0, end_ms))
+            for call_id in self.open_calls:  # a call cut before its output: the model is told, not left waiting
+                await self.session.send_tool_result(call_id, "cancelled: the user interrupted", respond=False)
+            self.open_calls.clear()
+        await self._answerer.remember(self, heard, interrupted=True)
+
+
+# ---------------------------------------------------------------- the backend
+
+
+class RealtimeAnswerer:
+    """The engine's `Answerer` for one live session on a realtime model (see the module docstring)."""
+
+    backend = "realtime"
+
+    def __init__(
+        self,
+        *,
+        conversation: Conversation,
+        host: RealtimeHost,
+        settings: RealtimeSettings,
+        voice: str = "",
+        transcription_model: str = "",
+        fallback: CascadeAnswerer | None = None,
+        pool: RealtimePool | None = None,
+    ) -> None:
+        self.conversation = conversation
+        self._host = host
+        self._voice = voice
+        self._transcription_model = transcription_model
+        self._fallback = fallback
+        self.pool = pool or RealtimePool(settings)
+        self.session: RealtimeSession | None = None  # the one in use
+        self._history_lock = asyncio.Lock()  # exchanges are written one at a time, in order
+        self._pending: RealtimeRun | None = None  # a completed answer still playing: written once played
+        self._pending_timer: asyncio.Task | None = None
+        self._tasks: set[asyncio.Task] = set()  # context refreshes and retired sessions closing
+        self._refresh: asyncio.Task | None = None  # the latest re-read of the host's context
+        self._closed = False
+        self._prepared = self._spawn(self._prepare(), "prepare")
+
+    @property
+    def transcribes(self) -> bool:
+        return bool(self._transcription_model)
+
+    def _spawn(self, coro, what: str) -> asyncio.Task:
+        task = asyncio.create_task(coro, name=f"live-realtime-{what}-{self.conversation.conversation_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # ------------------------------------------------------------ context and sessions
+
+    async def _prepare(self) -> None:
+        """Read the conversation's persona, history and tools, then start warming a session with them."""
+        await self._refresh_context()
+        if not self._closed:
+            self.pool.start()
+
+    async def _refresh_context(self) -> None:
+        try:
+            async with asyncio.timeout(CONTEXT_TIMEOUT_S):
+                context = await self._host.context(self.conversation)
+        except Exception as exc:  # noqa: BLE001 - the model still answers, only without the host's context
+            logger.warning("live realtime: reading the conversation's persona and history failed: %r", exc)
+            if self.pool.config != SessionConfig():
+                return  # keep what the spare already knows
+            context = RealtimeContext("", (), ())
+        self.pool.set_config(self._config(context))
+
+    def _config(self, context: RealtimeContext) -> SessionConfig:
+        return SessionConfig(
+            instructions=context.instructions,
+            voice=self._voice,
+            tools=context.tools,
+            turn_detection="ours",
+            input_transcription_model=self._transcription_model,
+            history=context.history,
+        )
+
+    async def _session_for(self, turn: Turn) -> RealtimeSession:
+        """The session in use while it is good; else the warm spare (a handshake only on a cold start)."""
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.shield(self._prepared), CONTEXT_TIMEOUT_S)
+        session = self.session
+        if session is not None and session.usable and not session.expiring():
+            turn.extra["realtime_swap"] = "kept"
+            return session
+        if session is not None:
+            self._retire(session)
+        if self._refresh is not None:  # the spare is told the latest exchanges before it takes over
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._refresh), CONTEXT_TIMEOUT_S)
+        ready = self.pool.ready
+        started = time.monotonic()
+        self.session = await self.pool.take(
+            None if self.pool.last_error is None else FAIL_FAST_TAKE_S, fail_fast=True
+        )
+        turn.extra["realtime_swap"] = "warm" if ready else "cold"
+        turn.extra["realtime_take_ms"] = round((time.monotonic() - started) * 1000, 1)
+        return self.session
+
+    def _retire(self, session: RealtimeSession) -> None:
+        if self.session is session:
+            self.session = None
+        self._spawn(session.aclose(), "retire")
+
+    # ------------------------------------------------------------ a turn
+
+    async def answer(self, turn: Turn) -> None:
+        turn.extra["backend"] = self.backend
+        if turn.pcm is None:
+            turn.emit(UserTranscribed(turn.id, turn.text or "", int(time.time() * 1000), turn.viewers))
+        turn.set_state("thinking")
+        await turn.wait_previous_settled()  # a cut previous answer is truncated and kept as heard first
+        await self._write_pending()
+        ctx = turn.ctx
+        playback = RealtimePlayback(
+            turn_id=turn.id,
+            emit=turn.emit_playback,
+            output=ctx.output,
+            mark=turn.mark,
+            on_voiced=ctx.echo.remember if ctx.echo else lambda _t: None,
+        )
+        try:
+            session = await self._session_for(turn)
+        except RealtimeFailure as exc:
+            await self._failed(turn, None, playback, exc.error)
+            return
+        turn.extra["realtime_session"] = session.number
+        run = RealtimeRun(self, session, turn, playback)
+        turn.agent_run, turn.stage = run, playback
+        try:
+            await self._ask(turn, run)
+            await self._stream(turn, run)
+        except RealtimeFailure as exc:
+            await self._failed(turn, run, playback, exc.error)
+            return
+        playback.end()
+        if not playback.produced_audio:
+            turn.emit(BotReplied(turn.id, turn.reply_text, int(time.time() * 1000)))
+        turn.mark("turn_end")
+        turn.emit(TurnEnded(turn.id, interrupted=False, text=turn.reply_text))
+        turn.emit(turn.metrics())
+        turn.set_state("listening")
+        self._hold_until_played(run, turn)
+
+    async def _ask(self, turn: Turn, run: RealtimeRun) -> None:
+        session = run.session
+        for stale in session.pending_events():  # what came after the last turn (a late truncation ack, limits)
+            if isinstance(stale, RealtimeError):
+                logger.info("live realtime: between turns: %s", stale.code.value)
+        if turn.pcm is not None:
+            step = INPUT_SAMPLE_RATE * 2  # one second per append event
+            for at in range(0, len(turn.pcm), step):
+                await session.append_audio(turn.pcm[at : at + step], rate=INPUT_SAMPLE_RATE)
+            await session.commit()
+        else:
+            await session.send_text(turn.text or "")
+        run.response_active = True
+        await session.create_response()
+        turn.mark("agent_start")
+
+    async def _stream(self, turn: Turn, run: RealtimeRun) -> None:
+        """Read the answer until its last response is done (tool calls run in between)."""
+        idle = turn.ctx.agent_idle_timeout_s
+        loop = asyncio.get_running_loop()
+        session = run.session
+        try:
+            async with asyncio.timeout(idle) as deadline:
+                while True:
+                    event = await session.next_event()
+                    if event is None:  # the reader ended without an error event (closed under us)
+                        raise RealtimeFailure(session.ended or realtime_error(RealtimeErrorCode.DISCONNECTED))
+                    deadline.reschedule(loop.time() + idle)
+                    run.take(event)
+                    if self._tell(turn, run, event):
+                        continue
+                    if isinstance(event, ResponseDone):
+                        if event.error is not None:
+                            raise RealtimeFailure(event.error)
+                        if run.calls:
+                            await self._run_tools(turn, run)
+                            continue
+                        break
+                    if isinstance(event, RealtimeError):
+                        if run.ignorable(event) or event.code is RealtimeErrorCode.PROTOCOL:
+                            logger.info("live realtime: %s (%s)", event.code.value, event.provider_message)
+                            continue
+                        raise RealtimeFailure(event)
+                if run.voice and run.user_text is None and self.transcribes:
+                    deadline.reschedule(loop.time() + TRANSCRIPT_WAIT_S)
+                    while run.user_text is None:
+                        event = await session.next_event()
+                        if event is None:
+                            break
+                        run.take(event)
+                        self._tell(turn, run, event)
+        except TimeoutError:
+            if not run.response_active:  # only the user's transcript was late
+                logger.info("live realtime: no transcript of the user's turn %s", turn.id)
+            else:
+                raise RealtimeFailure(
+                    realtime_error(RealtimeErrorCode.TIMEOUT, f"no answer event for {idle:.0f} s")
+                ) from None
+        if run.voice and not run.user_told:
+            self._tell_user(turn, run)
+
+    def _tell(self, turn: Turn, run: RealtimeRun, event: object) -> bool:
+        """Send the client what an event shows; True when the event needs nothing more."""
+        match event:
+            case AudioDelta():
+                if not _of_other_response(run, event.response_id):
+                    run.playback.audio(event)
+                return True
+            case TranscriptDelta(text=text) if text and not _of_other_response(run, event.response_id):
+                turn.mark("llm_first_token")
+                turn.reply_text += text
+                turn.emit(AgentTextDelta(turn.id, text))
+                if event.spoken:
+                    run.playback.text(event)
+                return True
+            case InputTranscript(final=True) if run.voice and not run.user_told:
+                self._tell_user(turn, run)
+                return True
+            case InputTranscriptFailed(error=error):
+                logger.info("live realtime: the model could not transcribe the user: %s", error.provider_message)
+                return True
+        return not isinstance(event, ResponseDone | RealtimeError)
+
+    def _tell_user(self, turn: Turn, run: RealtimeRun) -> None:
+        run.user_told = True
+        if run.user_text:
+            turn.emit(UserTranscribed(turn.id, run.user_text, int(time.time() * 1000), turn.viewers))
+
+    async def _run_tools(self, turn: Turn, run: RealtimeRun) -> None:
+        """The model asked for tools: run each through the host, return the outputs, let it go on."""
+        calls, run.calls = run.calls, []
+        names = turn.extra.setdefault("tools", [])
+        for call in calls:
+            try:
+                arguments = call.parsed_arguments()
+            except ValueError as exc:
+                output = f"error: the arguments are not a JSON object: {exc}"
+            else:
+                outcome = await self._host.call_tool(self.conversation, call.name, arguments)
+                output = outcome.output
+            names.append(call.name)  # type: ignore[union-attr]
+            await run.session.send_tool_result(call.call_id, output, respond=False)
+            run.open_calls.remove(call.call_id)
+        run.response_active = True
+        await run.session.create_response()
+
+    # ------------------------------------------------------------ failures
+
+    async def _failed(
+        self, turn: Turn, run: RealtimeRun | None, playback: RealtimePlayback, error: RealtimeError
+    ) -> None:
+        """A provider failure: a coded error; then the cascade answers, or the turn ends with what was said."""
+        session = run.session if run is not None else None
+        if session is not None:
+            self._retire(session)  # the next turn takes a fresh session, which knows the host's history
+        fallback = self._fallback if (self._fallback is not None and not playback.produced_audio) else None
+        if error.code is RealtimeErrorCode.REFUSED:
+            fallback = None  # the model's refusal is its answer
+        message = error.message + (" This turn is answered by the cascaded backend." if fallback else "")
+        logger.warning("live realtime: turn %s: %s %s", turn.id, error.code.value, error.provider_message)
+        turn.emit(ErrorRaised(error_code(error), message, turn.id))
+        turn.extra["realtime_error"] = error.code.value
+        if fallback is not None:
+            playback.stop()
+            turn.stage = turn.agent_run = None
+            turn.reply_text = ""  # text the model wrote before failing is not part of the cascade's answer
+            turn.extra["backend"] = fallback.backend
+            told = run is not None and run.user_told and run.user_text
+            if turn.pcm is None or told:
+                await fallback.reply(turn, run.user_text if told else turn.text or "")  # type: ignore[union-attr]
+            else:
+                await fallback.answer(turn)
+            self._refresh_later()  # the cascade wrote this exchange into history
+            return
+        playback.end()
+        if not playback.produced_audio and turn.reply_text:
+            turn.emit(BotReplied(turn.id, turn.reply_text, int(time.time() * 1000)))
+        turn.mark("turn_end")
+        turn.emit(TurnEnded(turn.id, interrupted=False, text=turn.reply_text))
+        turn.emit(turn.metrics())
+        turn.set_state("listening")
+        if run is not None:  # what the user said, and what of the answer came through
+            await self.remember(run, turn.reply_text, interrupted=bool(turn.reply_text))
+        elif turn.pcm is None:  # no session at all: the typed words are still kept
+            await self._write(turn.text or "", "", interrupted=False)
+
+    # ------------------------------------------------------------ history
+
+    def _hold_until_played(self, run: RealtimeRun, turn: Turn) -> None:
+        """Write a completed answer once the client has played it: a cut before that keeps only what was heard."""
+        self._pending = run
+        delay = turn.unplayed_ms() / 1000 + REMEMBER_MARGIN_S
+        self._pending_timer = self._spawn(self._write_pending(after=delay), "remember")
+
+    async def _write_pending(self, after: float = 0.0) -> None:
+        if after:
+            await asyncio.sleep(after)
+        elif self._pending_timer is not None and self._pending_timer is not asyncio.current_task():
+            self._pending_timer.cancel()
+        run, self._pending = self._pending, None
+        self._pending_timer = None
+        if run is not None:
+            await self.remember(run, run.turn.reply_text, interrupted=False)
+
+    async def remember(self, run: RealtimeRun, assistant_text: str, *, interrupted: bool) -> None:
+        """Write one exchange into the host conversation (once per run), then refresh what spares are told."""
+        if self._pending is run:  # cut while it played: the heard part replaces the whole
+            self._pending = None
+            if self._pending_timer is not None:
+                self._pending_timer.cancel()
+                self._pending_timer = None
+        if run.remembered:
+            return
+        run.remembered = True
+        await self._write(run.user_text or UNTRANSCRIBED, assistant_text, interrupted=interrupted)
+
+    async def _write(self, user_text: str, assistant_text: str, *, interrupted: bool) -> None:
+        """Write one exchange; a cut of the turn that asked does not stop the write (its own task)."""
+        await asyncio.shield(self._spawn(self._write_now(user_text, assistant_text, interrupted), "write"))
+
+    async def _write_now(self, user_text: str, assistant_text: str, interrupted: bool) -> None:
+        try:
+            async with self._history_lock:
+                await self._host.remember(self.conversation, user_text, assistant_text, interrupted=interrupted)
+        except Exception as exc:  # noqa: BLE001 - the conversation goes on; the log says what was not saved
+            logger.error("live realtime: writing the exchange to the conversation failed: %r", exc)
+            return
+        self._refresh_later()
+
+    def _refresh_later(self) -> None:
+        """Re-read the host's context (history grew) for the next session the pool hands out."""
+        if not self._closed:
+            self._refresh = self._spawn(self._refresh_context(), "refresh")
+
+    # ------------------------------------------------------------ end
+
+    async def aclose(self) -> None:
+        """Write a completed answer still waiting to be, close the session in use, the spare and every task."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await self._write_pending()
+        finally:
+            pending = [t for t in self._tasks if not t.get_name().startswith(("live-realtime-retire", "live-realtime-write"))]
+            await cancel_and_wait(pending)
+            session, self.session = self.session, None
+            if session is not None:
+                await session.aclose()
+            await self.pool.aclose()
+            retiring = list(self._tasks)
+            if retiring:
+                await asyncio.wait(retiring, timeout=self.pool.settings.close_timeout + 1)
+
+
+def _of_other_response(run: RealtimeRun, response_id: str) -> bool:
+    """An event of a response this run did not ask for (a late one of a cut answer)."""
+    return bool(response_id and run.response_id and response_id != run.response_id)
