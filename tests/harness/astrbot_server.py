@@ -127,11 +127,14 @@ class BootedAstrBot:
         self._stopped = asyncio.Event()
         runner = await self.providers.start()
         config_path = self.root / "data" / "cmd_config.json"
-        if not config_path.exists():
-            config_path.write_text(
-                json.dumps({**provider_config(self.providers.base_url), "dashboard": {"enable": True}}),
-                encoding="utf-8-sig",
-            )
+        config = json.loads(config_path.read_text(encoding="utf-8-sig")) if config_path.exists() else {}
+        # A test that imported astrbot before this boot made it write its default config (no providers);
+        # a reboot of the same root keeps what earlier tests set.
+        if not any(p.get("id") == "fake_chat" for p in config.get("provider", [])):
+            config.update(provider_config(self.providers.base_url))
+            config.setdefault("dashboard", {})["enable"] = True
+            config_path.parent.mkdir(parents=True, exist_ok=True)
+            config_path.write_text(json.dumps(config), encoding="utf-8-sig")
         os.environ["DASHBOARD_PORT"] = str(self.port)
         os.environ["DASHBOARD_HOST"] = "127.0.0.1"
         if str(self.root) not in sys.path:
