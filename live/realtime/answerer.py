@@ -162,6 +162,9 @@ class RealtimePlayback:
 
     def audio(self, delta: AudioDelta) -> None:
         item = self._item(delta.item_id)
+        for earlier in self._items.values():  # a new item's audio follows the whole of the one before
+            if earlier is not item and not earlier.ended:
+                self._end_item(earlier)
         item.model_ms += delta.duration_ms
         pcm = item.resampler.process(delta.pcm)
         if self._format != "wav":
@@ -175,14 +178,16 @@ class RealtimePlayback:
     def end(self) -> None:
         """The answer is complete: every item's last audio goes out, marked final."""
         for item in self._items.values():
-            if item.ended:
-                continue
-            item.ended = True
-            tail = bytes(item.buffer) + item.resampler.flush()
-            item.buffer.clear()
-            if item.start_ms is not None or tail:
-                self._send(item, tail, final=True)
-                self._on_voiced(speakable(item.text))
+            if not item.ended:
+                self._end_item(item)
+
+    def _end_item(self, item: _Item) -> None:
+        item.ended = True
+        tail = bytes(item.buffer) + item.resampler.flush()
+        item.buffer.clear()
+        if item.start_ms is not None or tail:
+            self._send(item, tail, final=True)
+            self._on_voiced(speakable(item.text))
 
     def _send(self, item: _Item, pcm: bytes, *, final: bool) -> None:
         if self._stopped or (not pcm and not final):
