@@ -111,8 +111,8 @@ export class AudioScheduler {
     if (!held) return
     this.held = null
     this.pausedFor = null
-    for (const h of held) if (!this.dead.has(h.turn)) this.schedule(h.turn, h.buffer, h.info, h.offset)
     this.log('resumed', { clips: held.length })
+    for (const h of held) if (!this.dead.has(h.turn)) this.schedule(h.turn, h.buffer, h.info, h.offset)
   }
 
   /** Queue one clip of `turn`; resolves when it has been scheduled (or discarded). */
