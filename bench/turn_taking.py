@@ -814,6 +814,15 @@ def _count(values) -> dict[str, int]:
     return out
 
 
+def _speculation(ok: list[Sample]) -> dict:
+    """What speculation did in these turns (the turn metrics' `speculation*` fields)."""
+    return {
+        "speculation": _count(s.eot.get("speculation") for s in ok if "speculation" in s.eot),
+        "speculation_saved_ms": summary(s.eot.get("speculation_saved_ms") for s in ok),
+        "speculations_dropped": sum(s.eot.get("speculations_dropped") or 0 for s in ok),
+    }
+
+
 def summarize(samples: list[Sample], policy_names: list[str], unavailable: dict[str, str]) -> dict:
     out: dict[str, Any] = {}
     for name in policy_names:
@@ -835,6 +844,7 @@ def summarize(samples: list[Sample], policy_names: list[str], unavailable: dict[
                 "eot_reasons": _count(s.eot.get("eot_reason") for s in ok),
                 "eot_fallbacks": _count(s.eot.get("eot_fallback") for s in ok if s.eot.get("eot_fallback")),
                 "eot_model_ms": summary(s.eot.get("eot_model_ms") for s in ok),
+                **_speculation(ok),
                 "provider_floor_ms": provider_floor_ms(PROVIDER_SETS[providers]),
                 "first_audio_above_floor_ms": summary(
                     s.first_audio_ms - provider_floor_ms(PROVIDER_SETS[providers]) for s in ok
@@ -855,6 +865,7 @@ def summarize(samples: list[Sample], policy_names: list[str], unavailable: dict[
                 "whole_utterance_first_audio_ms": summary(s.first_audio_ms for s in ok if not s.ended_turn_in_pause),
                 "eot_reasons": _count(s.eot.get("eot_reason") for s in ok),
                 "eot_fallbacks": _count(s.eot.get("eot_fallback") for s in ok if s.eot.get("eot_fallback")),
+                **_speculation(ok),
                 "failed": len(thinking) - len(ok),
             }
         for kind in ("backchannel", "interruption"):
@@ -911,6 +922,15 @@ def _pause_cell(part: dict | None) -> str:
     return f"{part['paused']} / {part['resumed']} of {part['n']}" + (f" ({notices})" if notices else "")
 
 
+def _speculation_cell(part: dict | None, dropped: bool = False) -> str:
+    if not part or not part.get("speculation"):
+        return "–"
+    text = ", ".join(f"{kind} {n}" for kind, n in part["speculation"].items())
+    saved = part.get("speculation_saved_ms", {}).get("median")
+    text += f"; saved {saved:.0f} ms" if saved is not None else ""
+    return text + (f"; dropped {part['speculations_dropped']}" if dropped else "")
+
+
 def _reasons(part: dict | None) -> str:
     if not part:
         return "–"
@@ -942,8 +962,10 @@ def markdown(result: dict, *, command: str = "", machine: dict | None = None, co
         row("same -> first audio, median / p95 (ms)",
             lambda r, k=key: _ms_pair(r.get(k, {}).get("first_audio_ms")), goals[1])  # fmt: skip
         row("same: how the turns ended (n)", lambda r, k=key: _reasons(r.get(k)))
+        row("same: speculation used (n), saved ms median", lambda r, k=key: _speculation_cell(r.get(k)))
     row("thinking pauses (600-900 ms) that ended the turn", lambda r: _k_of_n(r, "thinking", pct=True), "<= 10%")
     row("same: how the whole utterances ended (n)", lambda r: _reasons(r.get("thinking")))
+    row("same: speculation used (n), saved ms median; dropped", lambda r: _speculation_cell(r.get("thinking"), True))
     row("same, whole utterance: end of speech -> first audio, median / p95 (ms)",
         lambda r: _ms_pair(r.get("thinking", {}).get("whole_utterance_first_audio_ms")))  # fmt: skip
     backchannel_names = tuple(name for name, text, _ in BACKCHANNELS if text)
