@@ -299,3 +299,15 @@ def test_verdicts():
     assert verdict("", 1) == verdict("[COUGHING]", 1) == "empty_transcript"
     assert verdict("Stop!", 1) == "meant" and verdict("Stop!", 2) == "backchannel"
     assert verdict("等一下", 2) == "meant" and verdict("yeah but wait", 1) == "meant"
+
+
+def test_the_endpointer_confirms_again_at_the_meant_length():
+    from tests.unit.test_vad import scripted_run  # 10 ms frames whose speech probability the test scripts
+
+    events = scripted_run([0.0] * 10 + [0.9] * 150 + [0.0] * 60, confirm_ms=300, long_speech_ms=1200)
+    confirmed = [e.speech_ms for e in events if isinstance(e, SpeechConfirmed)]
+    assert confirmed == [300, 1200] and isinstance(events[-1], SpeechEnded)
+    events = scripted_run([0.0] * 10 + [0.9] * 100 + [0.0] * 60, confirm_ms=300, long_speech_ms=1200)
+    assert [e.speech_ms for e in events if isinstance(e, SpeechConfirmed)] == [300]  # 1 s: judged by its words
+    events = scripted_run([0.0] * 10 + [0.9] * 150 + [0.0] * 60, confirm_ms=300)  # no mark: one confirm, as before
+    assert [e.speech_ms for e in events if isinstance(e, SpeechConfirmed)] == [300]
