@@ -136,6 +136,11 @@ class LiveSession:
         """The user is mid-utterance (client-delimited or heard by server VAD)."""
         return self._utterance is not None or self._user_speaking
 
+    @property
+    def paused(self) -> bool:
+        """The answer's playback is paused while the user's speech over it is judged (`pause_play`)."""
+        return self._turn is not None and self._turn.paused
+
     async def wait_until_idle(self) -> None:
         """Return once no turn is running and no utterance is being judged."""
         while True:

@@ -223,7 +223,7 @@ class Room:
                 await self.session.wait_until_idle()
                 continue
             self._changed.clear()
-            if self.session.hearing_user:
+            if self.session.hearing_user or self.session.paused:  # paused: its playback may go on
                 await self._wait_for_change(RECHECK_S)
                 continue
             remaining = self.session.playback_remaining_s()

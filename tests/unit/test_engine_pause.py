@@ -311,3 +311,47 @@ def test_the_endpointer_confirms_again_at_the_meant_length():
     assert [e.speech_ms for e in events if isinstance(e, SpeechConfirmed)] == [300]  # 1 s: judged by its words
     events = scripted_run([0.0] * 10 + [0.9] * 150 + [0.0] * 60, confirm_ms=300)  # no mark: one confirm, as before
     assert [e.speech_ms for e in events if isinstance(e, SpeechConfirmed)] == [300]
+
+
+async def test_a_room_waits_while_the_answer_is_paused():
+    """The room's viewer queue must not start a viewer answer (which would cut it) while the
+    streamer's speech over the answer is being judged."""
+    from live.config import QueuePolicy
+    from live.engine.ports import Conversation
+    from live.engine.session import LiveSession
+    from live.engine.speech import OutputFormat
+    from live.rooms.room import Room, RoomKey
+    from tests.harness.fake_ports import FakeAgent, FakeClock, FakeSpeech, FakeSynthesizer, FakeTranscriber
+
+    clock, agent, transcriber = FakeClock(), FakeAgent(), FakeTranscriber("mm-hmm")
+    events = []
+
+    def session(sink):
+        def both(event):
+            events.append(event)
+            sink(event)
+
+        return LiveSession(
+            session_id="s1", conversation=Conversation("alice", "c1"), settings=LiveSettings(), agent=agent,
+            speech=FakeSpeech(transcriber, FakeSynthesizer()), sink=both, output=OutputFormat("wav", 0),
+            clock=clock, pause_play=True,
+        )  # fmt: skip
+
+    room = Room(RoomKey("alice", "stage"), session, QueuePolicy())
+    room.session.open()
+    try:
+        agent.script.append((FIRST + " ",))
+        room.session.handle(SendText("hi"))
+        await until(lambda: any(isinstance(e, TurnEnded) for e in events))
+        transcriber.gate = asyncio.Event()
+        room.session._on_vad(SpeechStarted(at_ms=0))
+        room.session._on_vad(SpeechEnded(pcm=UTTERANCE, duration_ms=500, at_ms=500, forced=False, silence_ms=0))
+        quiet = asyncio.create_task(room._until_quiet())
+        await asyncio.sleep(1.5)  # past what the 270 ms answer plus the gap would take
+        assert not quiet.done() and room.session.paused
+        transcriber.gate.set()
+        await until(lambda: any(isinstance(e, PlaybackResumed) for e in events))
+        clock.advance(300)  # the rest of the answer plays out
+        await asyncio.wait_for(quiet, 3)
+    finally:
+        await room.session.close()
