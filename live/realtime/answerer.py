@@ -231,13 +231,13 @@ class RealtimePlayback:
         return sentences
 
     def truncations(self, played_ms: int) -> list[tuple[str, int]]:
-        """(item_id, audio_end_ms) for each item the user did not hear to its end."""
+        """(item_id, audio_end_ms) for each item the user did not hear to its end, or that was still coming."""
         cuts = []
         for item in self._items.values():
             if item.start_ms is None or not item.item_id:
                 continue
             heard = max(0.0, played_ms - item.start_ms)
-            if heard < item.out_ms:
+            if heard < item.out_ms or not item.ended:
                 cuts.append((item.item_id, int(min(heard, item.model_ms))))
         return cuts
 

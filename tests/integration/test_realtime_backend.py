@@ -211,6 +211,51 @@ async def test_a_text_turn_streams_pcm16_at_the_clients_rate(connect, fake, real
     assert typed and typed[0]["content"][0]["type"] == "input_text"
 
 
+async def stream(client, pcm: bytes) -> None:
+    """The microphone in real time: 20 ms binary frames (server VAD finds the utterances)."""
+    for i in range(0, len(pcm), 640):
+        await client.send_raw(pcm[i : i + 640])
+        await asyncio.sleep(0.02)
+
+
+async def test_server_vad_utterances_reach_the_model_and_speech_over_the_answer_cuts_it(
+    connect, fake, realtime, use_realtime, say
+):
+    """The streamed microphone: our VAD ends each utterance, the model answers it; speaking over the
+    answer cancels it, truncates it at the estimated played ms, and the next utterance is answered."""
+    use_realtime(live={"end_of_turn": "silence"})
+    conversation = f"rt-vad-{uuid.uuid4().hex[:8]}"
+    realtime.hear("tell me a story", "stop please")
+    realtime.script(ScriptedResponse(STORY, chunk_ms=100, pace=1.0), ScriptedResponse("Okay, stopping."))
+    client = await connect(backend="realtime", conversation_id=conversation)
+    assert (await client.until("hello"))["data"]["server_vad"] is True
+    quiet = bytes(2 * 16000)
+    first_words = say("Tell me a story please.")
+    await stream(client, quiet[:16000] + first_words + quiet)
+    user = await client.until("user_msg")
+    turn = user["turn"]
+    assert user["data"]["text"] == "tell me a story"
+    assert realtime.appended_bytes and sum(realtime.appended_bytes.values()) >= len(first_words) * 3 // 2
+    await client.until("response", turn=turn)
+    await stream(client, quiet[:16000] + say("Stop, please stop.") + quiet + quiet[:16000])
+    await client.until("stop_play", turn=turn)
+    end = await client.until("end", turn=turn)
+    assert end["data"]["interrupted"] is True
+    second = await client.until("user_msg")
+    assert second["data"]["text"] == "stop please"
+    assert (await client.until("end", turn=second["turn"]))["data"]["text"] == "Okay, stopping."
+    cut = realtime.truncations[0]
+    assert len(realtime.cancels) == 1 and 0 < cut.audio_end_ms <= cut.sent_audio_ms < len(STORY) * MS_PER_CHAR
+    assert realtime.received_types().count("input_audio_buffer.commit") == 2
+    await client.close()
+    history = await cascaded_turn(connect, fake, conversation)
+    assert ("user", "tell me a story") in history and ("user", "stop please") in history
+    heard = end["data"]["heard"]
+    assert not heard or ("assistant", heard + "…") in history  # what was heard of the cut answer, if a word was
+    assert not any(STORY in text for _role, text in history)
+    assert ("assistant", "Okay, stopping.") in history
+
+
 # ---------------------------------------------------------------- barge-in and history
 
 

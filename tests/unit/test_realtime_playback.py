@@ -80,6 +80,8 @@ def test_truncations_name_each_item_the_user_did_not_hear_to_its_end():
     speak(stage, "Second part.", 0.5, item="b")
     seqs = [e.seq for e in out]
     assert seqs == sorted(seqs) and out[seqs.index(1) - 1].final  # the first item ends before the second plays
+    assert stage.truncations(1500) == [("b", 500)]  # still coming: the model keeps what it sent, no more
+    stage.end()
     assert stage.truncations(1500) == []
     assert stage.truncations(700) == [("a", 700), ("b", 0)]
     assert stage.truncations(1200) == [("b", 200)]
