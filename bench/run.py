@@ -32,9 +32,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="few runs, capacity at 50 and 100 only (~85 s)")
     ap.add_argument("--out", type=Path, help="results folder (default bench/results, or bench/results/quick)")
-    ap.add_argument("--only", action="append", choices=("latency", "interrupt", "capacity", "turn_taking"),
-                    help="run only these parts (repeatable); turn_taking (~15 min, needs Piper) runs only "
-                         "when named")  # fmt: skip
+    ap.add_argument("--only", action="append", choices=("latency", "interrupt", "capacity", "turn_taking", "realtime"),
+                    help="run only these parts (repeatable); turn_taking (~15 min, needs Piper) and realtime "
+                         "(the realtime backend against the cascade, ~5 min) run only when named")  # fmt: skip
     ap.add_argument("--levels", help="capacity levels, comma-separated (default 50,100,200,300)")
     ap.add_argument("--bisect", type=int, default=3, metavar="STEPS",
                     help="capacity: bisection steps after the first failing level (default 3; --quick: 0)")  # fmt: skip
@@ -112,6 +112,16 @@ def main(argv: list[str] | None = None) -> int:
         print(written.read_text(encoding="utf-8"))
         log(f"turn taking results in {written.with_suffix('.json')} and {written}")
         if parts == {"turn_taking"}:  # the other parts' results files stay as they are
+            log(f"done in {time.monotonic() - started:.0f} s")
+            return 0
+    if "realtime" in parts:
+        from bench import realtime
+
+        command = "bench/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
+        written = realtime.write(results.pop("realtime"), out_dir, command=command.strip(), machine=machine)
+        print(written.read_text(encoding="utf-8"))
+        log(f"realtime backend results in {written.with_suffix('.json')} and {written}")
+        if not parts - {"turn_taking", "realtime"}:  # the other parts' results files stay as they are
             log(f"done in {time.monotonic() - started:.0f} s")
             return 0
     results.update(
@@ -193,6 +203,12 @@ async def _bench(server, providers, args, parts: set[str], started: float) -> tu
             close()
         log(f"turn taking: {plan}")
         results["turn_taking"] = await turn_taking.run_suite(server, providers, voices, plan=plan, progress=log)
+    if "realtime" in parts:
+        from bench import realtime
+
+        plan = realtime.QUICK if quick else realtime.FULL
+        log(f"realtime backend against the cascade: {plan}")
+        results["realtime"] = await realtime.run_suite(server, providers, plan=plan, progress=log)
     results["targets"] = report.targets_table(results["latency"], results["interrupt"], results["capacity"])
     return results, samples
 

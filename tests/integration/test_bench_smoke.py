@@ -61,3 +61,31 @@ async def test_the_turn_taking_suite_measures_every_kind_of_scenario(astrbot, fa
     assert row["complete_instant"]["n"] == 1 and row["thinking"] == {**row["thinking"], "ended_turn": 1, "n": 1}
     assert "| thinking pauses (600-900 ms) that ended the turn | 1 of 1 (100%) |" in tt.markdown(result)
     assert astrbot.plugin().settings.end_of_turn == "model"  # the suite put the settings back
+
+
+async def test_the_realtime_suite_measures_both_backends_and_the_swap(astrbot, fake):
+    """One short turn and one interrupt per backend, one hot-swap round, one cold/warm client round."""
+    from bench import realtime as rt
+    from bench.measure import Conversation
+
+    saved = astrbot.plugin().settings
+    plan = rt.Plan(rounds=1, interrupt_rounds=1, swap_rounds=1)
+    result = await rt.run_suite(astrbot, fake, plan=plan, conversations=(Conversation("short", "hi", "Hello there."),))
+    by = {(s["side"], s["kind"]): s for s in result["samples"]}
+    assert sorted(by) == [("cascade", "interrupt"), ("cascade", "turn"), ("realtime", "interrupt"), ("realtime", "turn")]
+    assert all(s["ok"] for s in result["samples"]), [(s["side"], s["kind"], s["error"]) for s in result["samples"]]
+    for side in rt.SIDES:
+        turn, cut = by[(side, "turn")], by[(side, "interrupt")]
+        assert 0 < turn["user_msg_ms"] and 0 < turn["first_audio_ms"] <= turn["end_ms"]
+        assert turn["metrics"].get("backend", "cascade") == side and turn["audio_ms"] > 0  # cascade: no field
+        assert cut["stop_play_ms"] is not None and cut["provider_stopped_ms"] is not None, cut
+        assert cut["audio_after_stop_play"] == 0
+    swap = result["swap_samples"][0]
+    assert [swap[k]["swap"] for k in ("at_connect", "after_expiry", "kept")] == ["cold", "warm", "kept"], swap
+    assert swap["after_expiry"]["session"] != swap["at_connect"]["session"]
+    assert swap["kept"]["session"] == swap["after_expiry"]["session"]
+    client = result["client_swap_samples"][0]
+    assert client["cold"]["first_audio_ms"] > 0 and client["warm"]["first_audio_ms"] > 0
+    assert result["by_side"]["realtime"]["first_audio_ms"]["n"] == 1
+    assert "| first audio after the end of speech |" in rt.markdown(result)
+    assert astrbot.plugin().settings == saved  # the suite put the settings back
