@@ -202,7 +202,9 @@ class LiveSettings:
                 voice=str(raw.get("realtime_voice") or "").strip(),
                 api=_choice(raw, "realtime_api", ("ga", "beta"), "ga"),  # type: ignore[arg-type]
                 input_rate=_int(raw, "realtime_input_rate", 24000, 8000, 48000),
-                transcription_model=str(raw.get("realtime_transcription_model", "gpt-4o-mini-transcribe") or "").strip(),
+                transcription_model=str(
+                    raw.get("realtime_transcription_model", "gpt-4o-mini-transcribe") or ""
+                ).strip(),
                 fallback=bool(raw.get("realtime_fallback", True)),
                 max_session_minutes=_num(raw, "realtime_max_session_minutes", 55, 1, 24 * 60),
             ),

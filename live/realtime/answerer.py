@@ -271,7 +271,6 @@ class RealtimeRun:
         self.response_id = ""
         self.calls: list[ToolCallRequested] = []  # requested by the current response
         self.open_calls: list[str] = []  # call ids without an output yet
-        self.heard: str | None = None
         self.remembered = False
         self._ignored: set[str] = set()  # our event ids whose errors mean nothing (a late cancel, a truncate)
         self._cancel: asyncio.Task | None = None
@@ -319,18 +318,14 @@ class RealtimeRun:
         """The cancelled response is over (so the next can start), and the user's words are known."""
         if self._cancel is not None:
             await self._cancel
-        transcript_by: float | None = None
+        transcript_by: float | None = None  # once the response is over: how long the transcript may take
         while self.session.usable:
-            if self.response_active:
-                pass
-            elif self.user_text is not None or not self._answerer.transcribes:
-                return
-            elif transcript_by is None:
-                transcript_by = time.monotonic() + TRANSCRIPT_WAIT_S
-            left = None if transcript_by is None else transcript_by - time.monotonic()
-            if left is not None and left <= 0:
-                return
-            try:
+            if not self.response_active:
+                if self.user_text is not None or not self._answerer.transcribes:
+                    return
+                transcript_by = transcript_by or time.monotonic() + TRANSCRIPT_WAIT_S
+            left = None if transcript_by is None else max(0.0, transcript_by - time.monotonic())
+            try:  # the caller bounds the wait for the response's end
                 event = await asyncio.wait_for(self.session.next_event(), left)
             except TimeoutError:
                 return
@@ -340,7 +335,6 @@ class RealtimeRun:
 
     async def keep_heard(self, heard: str) -> None:
         """After a cut: the model forgets what was not heard, and history keeps the heard part."""
-        self.heard = heard
         turn = self.turn
         played = turn.played_ms if turn.played_ms is not None else turn.estimated_played_ms(turn.cut_at)
         with contextlib.suppress(RealtimeFailure):
@@ -696,7 +690,8 @@ class RealtimeAnswerer:
         try:
             await self._write_pending()
         finally:
-            pending = [t for t in self._tasks if not t.get_name().startswith(("live-realtime-retire", "live-realtime-write"))]
+            finishing = ("live-realtime-retire", "live-realtime-write")  # closing a session, saving history
+            pending = [t for t in self._tasks if not t.get_name().startswith(finishing)]
             await cancel_and_wait(pending)
             session, self.session = self.session, None
             if session is not None:

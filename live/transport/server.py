@@ -153,7 +153,8 @@ class LiveServer:
         try:
             realtime_settings(settings.realtime)
         except ValueError as exc:
-            raise LiveError(ErrorCode.REALTIME_NOT_CONFIGURED, f"The realtime backend's settings are invalid: {exc}") from exc
+            message = f"The realtime backend's settings are invalid: {exc}"
+            raise LiveError(ErrorCode.REALTIME_NOT_CONFIGURED, message) from exc
 
     def _answerer(self, conversation: Conversation, settings: LiveSettings, request: ConnectRequest) -> Answerer | None:
         """The session's backend: None for the cascade (the session's default), else a realtime model's."""

@@ -212,14 +212,17 @@ ELSEWHERE: dict[str, str] = {
     "AGENT_FAILED": "integration/test_faults.py::test_llm_error_mid_stream",
     "PROCESSING_ERROR": "integration/test_barge_in.py::test_busy_policy_reject_answers_processing_error",
     "NOT_AVAILABLE": "integration/test_faults.py::test_plugin_reload_tells_every_client_why",
-    "REALTIME_NOT_CONFIGURED": "integration/test_realtime_backend.py::test_backend_query_is_checked",
-    "REALTIME_AUTH_FAILED": "integration/test_realtime_backend.py::test_a_bad_key_is_a_coded_error_and_the_cascade_answers_the_turn",
-    "REALTIME_RATE_LIMITED": "integration/test_realtime_backend.py::test_a_rate_limit_is_coded_and_answered_by_the_cascade",
-    "REALTIME_DISCONNECTED": "integration/test_realtime_backend.py::test_a_drop_mid_answer_keeps_what_was_said_and_tells_the_code",
     **{
-        code: "integration/test_realtime_backend.py::test_provider_failures_reach_the_client_coded"
-        for code in ("REALTIME_REFUSED", "REALTIME_SERVER_ERROR", "REALTIME_BAD_REQUEST", "REALTIME_SESSION_EXPIRED",
-                     "REALTIME_TIMEOUT", "REALTIME_CONNECT_FAILED")
+        code: f"integration/test_realtime_backend.py::{test}"
+        for code, test in (
+            ("REALTIME_NOT_CONFIGURED", "test_backend_query_is_checked"),
+            ("REALTIME_AUTH_FAILED", "test_a_bad_key_is_a_coded_error_and_the_cascade_answers_the_turn"),
+            ("REALTIME_RATE_LIMITED", "test_a_rate_limit_is_coded_and_answered_by_the_cascade"),
+            ("REALTIME_DISCONNECTED", "test_a_drop_mid_answer_keeps_what_was_said_and_tells_the_code"),
+            *((code, "test_provider_failures_reach_the_client_coded") for code in (
+                "REALTIME_REFUSED", "REALTIME_SERVER_ERROR", "REALTIME_BAD_REQUEST", "REALTIME_SESSION_EXPIRED",
+                "REALTIME_TIMEOUT", "REALTIME_CONNECT_FAILED")),
+        )
     },
 }
 
