@@ -53,7 +53,8 @@ THINKING = "I need to, um,"
 CONTINUATION = "book a table for two people tonight."
 
 
-async def test_a_thinking_pause_shorter_than_the_long_limit_stays_one_turn(astrbot, connect, fake, say):
+async def test_a_thinking_pause_shorter_than_the_long_limit_stays_one_turn(astrbot, connect, fake, say, tune):
+    tune(end_of_turn_speculation=False)  # one transcription; with answering ahead: test_speculation_server.py
     fake.script_transcript("i need to um book a table for two people tonight")
     fake.script_reply("For two, tonight. Done.")
     client = await connect()

@@ -144,3 +144,32 @@ async def test_a_thinking_pause_drops_the_speculation_and_the_tool_runs_only_aft
     tool_results = [m for m in history.memory if m.get("role") == "tool"]
     assert len(tool_results) == 1, history.memory
 
+
+
+async def test_a_thinking_pause_drops_its_transcript_and_the_whole_utterance_is_one_turn(
+    astrbot, connect, fake, say, tune
+):
+    """ "I need to, um," (the model: not done), 800 ms, then the rest: the transcription started at the
+    pause is dropped when the user goes on; one turn, one chat request, one exchange in history.
+    (End-of-speech silence 1.2 s: a model slowed by a loaded machine cannot end the turn in the pause.)"""
+    tune(vad_silence_ms=1200)
+    whole = "i need to um book a table for two people tonight"
+    fake.default_transcript = whole
+    fake.script_reply("For two, tonight. Done.")
+    conversation = f"spec-pause-{uuid.uuid4().hex[:8]}"
+    client = await connect(conversation_id=conversation)
+    await client.until("hello")
+    await model_ready(astrbot)
+    audio = pause(0.6) + with_noise(say("I need to, um,")) + pause(0.8)
+    await stream(client, audio + with_noise(say("book a table for two people tonight.")) + pause(3.0))
+    user = await client.until("user_msg", timeout=30)
+    await client.until("end", turn=user["turn"], timeout=30)
+    data = await metrics_of(client, user["turn"])
+    await client.drain(0.5)
+    assert data["speculations_dropped"] >= 1, data
+    assert [f["data"]["text"] for f in client.frames if f["t"] == "user_msg"] == [whole]
+    assert [f["data"]["state"] for f in client.frames if f["t"] == "vad"] == ["speech_start", "speech_end"]
+    assert len(fake.streams) == 1 and len(fake.transcriptions) >= 2  # the dropped one cost a transcription
+    history = await history_of(astrbot, conversation)
+    assert [_text(r.get("message")) for r in history.transcript if r.get("type") == "user"] == [whole]
+    assert len([m for m in history.memory if m.get("role") == "user"]) == 1
