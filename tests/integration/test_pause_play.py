@@ -9,7 +9,18 @@ long one cuts before it ends; a client without `pause_play` gets today's barge-i
 import asyncio
 import time
 
-from tests.integration.test_server_vad import noise, stream, with_noise
+from tests.integration.test_server_vad import FRAME, noise, with_noise
+
+
+async def stream(client, pcm: bytes, sent: list[float] | None = None) -> None:
+    """The microphone in real time: 20 ms frames, paced on the clock (no drift); `sent` gets each send time."""
+    start = time.monotonic()
+    for n, i in enumerate(range(0, len(pcm), FRAME)):
+        await asyncio.sleep(max(0.0, start + n * 0.02 - time.monotonic()))
+        if sent is not None:
+            sent.append(time.monotonic())
+        await client.send_raw(pcm[i : i + FRAME])
+
 
 STORY = " ".join(f"Sentence number {n} of a long and winding story." for n in range(1, 13))
 
@@ -57,12 +68,18 @@ async def test_mm_hmm_pauses_the_answer_then_resumes_it_whole(connect, fake, say
     assert "pause_play" in hello["data"]["features"]
     turn = await answering(client, fake)
     fake.script_transcript("Mm-hmm.")
-    await stream(client, noise(0.2) + with_noise(say("Mm-hmm.")) + noise(1.0))
-    notice = await seen(client, "transcript_empty")
-    resume = await seen(client, "resume_play", turn=turn)
+    reading = asyncio.create_task(client.until("resume_play", turn=turn, timeout=60))  # frames timed on arrival
+    sent: list[float] = []  # when each 20 ms frame went out
+    await stream(client, noise(0.2) + with_noise(say("Mm-hmm.")) + noise(1.0), sent=sent)
+    resume = await reading
+    notice = next(f for f in client.frames if f["t"] == "transcript_empty")
     pause = next(f for f in client.frames if f["t"] == "pause_play")
     start = next(f for f in client.frames if f["t"] == "vad" and f["data"]["state"] == "speech_start")
     assert pause["turn"] == turn and start["_at"] <= pause["_at"] < notice["_at"] <= resume["_at"]
+    # Measured, not asserted: Silero VAD needs the clip's first 120 ms (its voice starts at 40 ms), so
+    # the pause can come no sooner than the 16th frame; the rest is the server and the socket.
+    detectable = sent[(200 + 120) // 20 - 1]
+    print(f"frame that completes VAD onset sent -> pause_play received: {(pause['_at'] - detectable) * 1000:.0f} ms")
     assert notice["data"]["reason"] == "backchannel" and notice["turn"] != turn
     end = await seen(client, "end", turn=turn, timeout=60)
     assert end["data"] == {"interrupted": False, "text": STORY}
