@@ -599,7 +599,7 @@ class RealtimeAnswerer:
     ) -> None:
         """A provider failure: a coded error; then the cascade answers, or the turn ends with what was said."""
         session = run.session if run is not None else None
-        if session is not None:
+        if session is not None and error.code is not RealtimeErrorCode.REFUSED:
             self._retire(session)  # the next turn takes a fresh session, which knows the host's history
         fallback = self._fallback if (self._fallback is not None and not playback.produced_audio) else None
         if error.code is RealtimeErrorCode.REFUSED:

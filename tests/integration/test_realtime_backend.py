@@ -522,6 +522,10 @@ async def test_provider_failures_reach_the_client_coded(connect, fake, realtime,
     if code == "REALTIME_REFUSED":  # the model's refusal is its answer: what it said stands
         said_so_far = end["data"]["text"]
         assert said_so_far and "I cannot say that.".startswith(said_so_far) and metrics["backend"] == "realtime"
+        realtime.script(ScriptedResponse("Something else, then."))
+        again = await text_turn(client, "something else")
+        await client.until("end", turn=again)
+        assert (await client.until("metrics", turn=again))["data"]["realtime_swap"] == "kept"  # the session is fine
     else:
         assert end["data"]["text"] == "The cascade answers." and metrics["backend"] == "cascade"
     await client.send({"t": "ping", "data": "ok"})
