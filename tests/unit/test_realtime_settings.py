@@ -33,7 +33,8 @@ def test_the_config_is_read_and_clamped():
     })  # fmt: skip
     rt = settings.realtime
     assert settings.backend == "realtime" and rt.configured and rt.url == "wss://api.example.com/v1/realtime"
-    assert (rt.model, rt.voice, rt.api, rt.transcription_model, rt.fallback) == ("gpt-realtime", "marin", "beta", "", False)
+    assert (rt.model, rt.voice, rt.api) == ("gpt-realtime", "marin", "beta")
+    assert rt.transcription_model == "" and rt.fallback is False
     assert rt.input_rate == 8000 and rt.max_session_minutes == 1
     assert "sk-x" not in repr(settings)  # the key is never in a repr (logs)
     assert LiveSettings.from_config({"backend": "psychic", "realtime_api": "v3"}).backend == "cascade"
@@ -42,7 +43,8 @@ def test_the_config_is_read_and_clamped():
 
 def test_every_realtime_setting_is_in_the_schema_with_a_hint():
     keys = ["backend", "realtime_url", "realtime_api_key", "realtime_model", "realtime_voice", "realtime_api",
-            "realtime_input_rate", "realtime_transcription_model", "realtime_fallback", "realtime_max_session_minutes"]  # fmt: skip
+            "realtime_input_rate", "realtime_transcription_model", "realtime_fallback",
+            "realtime_max_session_minutes"]  # fmt: skip
     for key in keys:
         assert key in SCHEMA and SCHEMA[key]["hint"].strip() and SCHEMA[key]["description"].strip(), key
     assert SCHEMA["backend"]["options"] == ["cascade", "realtime"] and SCHEMA["backend"]["default"] == "cascade"
@@ -50,8 +52,10 @@ def test_every_realtime_setting_is_in_the_schema_with_a_hint():
 
 
 def test_client_settings_follow_the_plugin_settings():
-    rt = LiveSettings.from_config({"realtime_url": "ws://127.0.0.1:9/v1/realtime", "realtime_api_key": "k",
-                                   "realtime_input_rate": 16000, "realtime_max_session_minutes": 10}).realtime  # fmt: skip
+    rt = LiveSettings.from_config({
+        "realtime_url": "ws://127.0.0.1:9/v1/realtime", "realtime_api_key": "k",
+        "realtime_input_rate": 16000, "realtime_max_session_minutes": 10,
+    }).realtime  # fmt: skip
     client = realtime_settings(rt)
     assert (client.url, client.api_key, client.input_rate) == ("ws://127.0.0.1:9/v1/realtime", "k", 16000)
     assert client.max_session_age == 600 and client.rewarm_margin == 60  # a tenth of a short limit
