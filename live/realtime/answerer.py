@@ -643,6 +643,8 @@ class RealtimeAnswerer:
     async def _write_pending(self, after: float = 0.0) -> None:
         if after:
             await asyncio.sleep(after)
+            while self._pending is not None and (left := self._pending.turn.unplayed_ms()) > 0:  # it was paused
+                await asyncio.sleep(left / 1000 + REMEMBER_MARGIN_S)
         elif self._pending_timer is not None and self._pending_timer is not asyncio.current_task():
             self._pending_timer.cancel()
         run, self._pending = self._pending, None
