@@ -265,8 +265,8 @@ class RealtimeRun:
         self.turn = turn
         self.playback = playback
         self.voice = turn.pcm is not None
-        self.user_text: str | None = turn.text if turn.pcm is None else None
-        self.user_told = False
+        self.user_text: str | None = turn.text  # typed, or an utterance already transcribed (judged over a pause)
+        self.user_told = turn.text is not None
         self.response_active = False  # response.create sent, its response.done not read yet
         self.response_id = ""
         self.calls: list[ToolCallRequested] = []  # requested by the current response
@@ -450,8 +450,8 @@ class RealtimeAnswerer:
 
     async def answer(self, turn: Turn) -> None:
         turn.extra["backend"] = self.backend
-        if turn.pcm is None:
-            turn.emit(UserTranscribed(turn.id, turn.text or "", int(time.time() * 1000), turn.viewers))
+        if turn.text is not None:  # typed, or spoken and already transcribed; else the model transcribes it
+            turn.emit(UserTranscribed(turn.id, turn.text, int(time.time() * 1000), turn.viewers))
         turn.set_state("thinking")
         await turn.wait_previous_settled()  # a cut previous answer is truncated and kept as heard first
         await self._write_pending()
@@ -613,10 +613,10 @@ class RealtimeAnswerer:
             turn.stage = turn.agent_run = None
             turn.reply_text = ""  # text the model wrote before failing is not part of the cascade's answer
             turn.extra["backend"] = fallback.backend
-            told = run is not None and run.user_told and run.user_text
-            if turn.pcm is None or told:
-                await fallback.reply(turn, run.user_text if told else turn.text or "")  # type: ignore[union-attr]
-            else:
+            words = run.user_text if run is not None and run.user_told else turn.text
+            if words is not None:  # the client was told them: the cascade answers them
+                await fallback.reply(turn, words)
+            else:  # its own speech-to-text first
                 await fallback.answer(turn)
             self._refresh_later()  # the cascade wrote this exchange into history
             return
@@ -629,8 +629,8 @@ class RealtimeAnswerer:
         turn.set_state("listening")
         if run is not None:  # what the user said, and what of the answer came through
             await self.remember(run, turn.reply_text, interrupted=bool(turn.reply_text))
-        elif turn.pcm is None:  # no session at all: the typed words are still kept
-            await self._write(turn.text or "", "", interrupted=False)
+        elif turn.text:  # no session at all: the words are still kept
+            await self._write(turn.text, "", interrupted=False)
 
     # ------------------------------------------------------------ history
 

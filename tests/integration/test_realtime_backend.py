@@ -256,6 +256,35 @@ async def test_server_vad_utterances_reach_the_model_and_speech_over_the_answer_
     assert ("assistant", "Okay, stopping.") in history
 
 
+async def test_pause_play_on_the_realtime_backend_a_backchannel_resumes_and_a_meant_interruption_cuts(
+    connect, fake, realtime, use_realtime, say
+):
+    """`pause_play=1` (the Live page): speech over the model's answer pauses it; our STT judges the words.
+    "Mm-hmm" resumes it whole; a question cuts it (cancel, truncate) and is answered with the judged words."""
+    use_realtime(live={"end_of_turn": "silence"})
+    long_story = " ".join(f"Sentence number {n} of a long and winding story." for n in range(1, 9))
+    realtime.script(ScriptedResponse(long_story, chunk_ms=100, pace=1.0), ScriptedResponse("On Sunday it rains."))
+    client = await connect(backend="realtime", pause_play="1")
+    await client.until("hello")
+    turn = await text_turn(client, "tell me a story")
+    await client.until("response", turn=turn)
+    quiet = bytes(2 * 16000)
+    fake.script_transcript("Mm-hmm.")
+    await stream(client, quiet[:6400] + say("Mm-hmm.") + quiet)
+    await client.until("resume_play", turn=turn, timeout=30)
+    assert "stop_play" not in [f["t"] for f in client.of_turn(turn)] and realtime.cancels == []
+    fake.script_transcript("wait, what about Sunday")
+    await stream(client, quiet[:6400] + say("Wait, what about Sunday?") + quiet)
+    nxt = await client.until("user_msg", timeout=30)
+    assert nxt["data"]["text"] == "wait, what about Sunday"  # the judged words, told once
+    kinds = [f["t"] for f in client.of_turn(turn)]
+    assert kinds.index("pause_play") < kinds.index("stop_play")
+    assert (await client.until("end", turn=nxt["turn"], timeout=30))["data"]["text"] == "On Sunday it rains."
+    await eventually(lambda: realtime.truncations, what="the truncation")
+    assert len(realtime.cancels) == 1 and realtime.truncations[0].audio_end_ms < len(long_story) * MS_PER_CHAR
+    assert not [f for f in client.frames if f["t"] == "user_msg" and f["turn"] == nxt["turn"] and f is not nxt]
+
+
 # ---------------------------------------------------------------- barge-in and history
 
 
