@@ -8,6 +8,7 @@ scores the test scripts, and the engine's fake ports (transcriber, agent, synthe
 import asyncio
 
 from live.engine.events import (
+    SendText,
     SentenceAudio,
     SessionStarted,
     SpeechDetected,
@@ -133,3 +134,28 @@ async def test_no_speculation_over_an_answer_that_is_still_playing(harness, serv
     await speak(h, SPEECH + silence_pcm(0.35))  # the fake clock stands still: the first answer still plays
     metrics = (await h.until(TurnMetrics, 2))[1]
     assert not h.agent.runs[1].speculative and metrics.extra["speculation"] is None
+
+
+async def test_typed_input_during_a_speculation_drops_it(harness, servers):  # noqa: F811
+    fake = FakeModel(0.8)
+    h, _ = await session_with(harness, servers, lambda: fake, speculating())
+    await speak(h, silence_pcm(0.3) + SPEECH + silence_pcm(0.3))
+    spoken = await h.agent.started()
+    h.session.handle(SendText(text="never mind, what is the time?"))
+    typed = await h.agent.started(2)
+    typed.say("Noon.")
+    typed.end()
+    await h.until(TurnEnded)
+    await until(lambda: spoken.discarded)
+    assert typed.text == "never mind, what is the time?" and not typed.speculative
+    assert [e.text for e in h.of(UserTranscribed)] == ["never mind, what is the time?"]
+
+
+async def test_closing_the_session_drops_a_speculation(harness, servers):  # noqa: F811
+    fake = FakeModel(0.8)
+    h, _ = await session_with(harness, servers, lambda: fake, speculating())
+    await speak(h, silence_pcm(0.3) + SPEECH + silence_pcm(0.3))
+    run = await h.agent.started()
+    await h.session.close()
+    assert run.stopped and run.discarded and not run.committed
+    assert h.of(UserTranscribed) == []
