@@ -283,7 +283,7 @@ class RealtimeRun:
         match event:
             case ResponseStarted(response_id=response_id):
                 self.response_id = response_id
-            case ResponseDone():
+            case ResponseDone(response_id=response_id) if not _of_other_response(self, response_id):
                 self.response_active = False
             case InputTranscript(text=text, final=True) if self.voice and self.user_text is None:
                 self.user_text = text.strip()
@@ -518,6 +518,8 @@ class RealtimeAnswerer:
                     if self._tell(turn, run, event):
                         continue
                     if isinstance(event, ResponseDone):
+                        if _of_other_response(run, event.response_id):
+                            continue  # the late end of a cut answer
                         if event.error is not None:
                             raise RealtimeFailure(event.error)
                         if run.calls:
