@@ -176,7 +176,9 @@ async def test_a_thinking_pause_drops_its_transcript_and_the_whole_utterance_is_
     assert len([m for m in history.memory if m.get("role") == "user"]) == 1
 
 
-async def test_a_held_tool_call_runs_once_the_silence_confirms_the_turn(astrbot, connect, fake, say, tools_plugin, tune):
+async def test_a_held_tool_call_runs_once_the_silence_confirms_the_turn(
+    astrbot, connect, fake, say, tools_plugin, tune
+):
     """A probable "done" (below the bar): the agent starts ahead and its tool call waits in the host's
     hook; the end-of-speech silence then confirms the turn, and the tool runs, once."""
     tune(vad_silence_ms=1200)
