@@ -6,10 +6,11 @@ end-of-turn model (`live.audio.turn_model`) is asked whether the speech sounds
 finished. Done: the turn ends at once. Not done: keep listening until the user speaks
 again (a new pause asks again) or the long limit (`max_silence_ms`) passes.
 
-With speculation (`speculate`), a "done" below `confirm_threshold` is not sure enough to
-end the turn at once: the caller starts the answer ahead (its output held, `Step.SPECULATE`)
-and the turn ends at `fallback_silence_ms` unless the user speaks first; a score at or above
-the bar ends it at once. The answer is being prepared meanwhile, so the wait rarely delays it.
+When the caller answers a pause ahead (`answer_ahead()`, the speculation), a "done" below
+`confirm_threshold` is not sure enough to end the turn at once: the caller lets the held
+answer reach the agent (`Step.SPECULATE`) and the turn ends at `fallback_silence_ms` unless
+the user speaks first; a score at or above the bar ends it at once. The answer is being
+prepared meanwhile, so the wait rarely delays it. Without an answer ahead, "done" ends at once.
 
 When the model cannot answer in time, the old rule holds: the turn ends after
 `fallback_silence_ms`. That happens when the model is unavailable (not installed,
@@ -64,9 +65,9 @@ class EndOfTurnSettings:
     max_model_lag_ms: float = 250.0
     """Past this queue lag the model is overloaded: its answer would arrive after the fallback silence."""
     speculate: bool = False
-    """A "done" below `confirm_threshold` starts the answer ahead and waits for the fallback silence."""
+    """The caller may answer pauses ahead (`end_of_turn_speculation`); see `answer_ahead()`."""
     confirm_threshold: float = 0.96
-    """With `speculate`: a score at or above it ends the turn at once. Measured on Piper speech with
+    """With an answer ahead: a score at or above it ends the turn at once. Measured on Piper speech with
     -50 dBFS noise: 12 of 16 complete questions score above it, none of 12 unfinished phrases."""
 
     def __post_init__(self) -> None:
@@ -112,7 +113,7 @@ class Step(enum.Enum):
     END = "end"
     """The turn is over: `decision` says why."""
     SPECULATE = "speculate"
-    """Probably done (`speculate` on): start the answer ahead, output held; the turn is not over yet."""
+    """Probably done, and answered ahead: the held answer may reach the agent; the turn is not over yet."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +184,13 @@ class EndOfTurnPolicy:
         self._verdict: bool | None = None  # this pause's answer: done or not
         self._fallback: FallbackReason | None = None
         self._fallback_detail: str | None = None
+        self._ahead = False  # the caller answers this pause ahead
+
+    def answer_ahead(self) -> None:
+        """The caller answers the current pause ahead, its output held: a "done" below
+        `confirm_threshold` then waits for the fallback silence instead of ending the turn at once."""
+        if self.decision is None:
+            self._ahead = True
 
     def on_speech(self) -> None:
         """The user is voicing: any pause is over and its pending answer is stale."""
@@ -198,7 +206,7 @@ class EndOfTurnPolicy:
         s = self.settings
         if silence_ms >= s.max_silence_ms:
             return self._end("max_silence", silence_ms)
-        if self._verdict and s.speculate:  # a "done" below the bar: the fallback silence confirms it
+        if self._verdict and self._ahead:  # a "done" below the bar: the fallback silence confirms it
             if silence_ms < s.fallback_silence_ms:
                 return Step.LISTEN
             return self._end("model_done", silence_ms, "silence")
@@ -229,7 +237,7 @@ class EndOfTurnPolicy:
         self._model_ms = (self._clock() - self._asked_at) * 1000
         self._scores.append(score)
         self._verdict = score >= self.settings.done_threshold
-        if self._verdict and (not self.settings.speculate or score >= self.settings.confirm_threshold):
+        if self._verdict and (not self._ahead or score >= self.settings.confirm_threshold):
             return self._end("model_done", silence_ms, "score")
         step = self.on_silence(silence_ms, ModelStatus.ready())
         return Step.SPECULATE if self._verdict and step is Step.LISTEN else step

@@ -50,8 +50,9 @@ def end_of_turn_settings(settings: LiveSettings) -> EndOfTurnSettings:
 class Speculator(Protocol):
     """The session's side of answering ahead of the end of turn."""
 
-    def speculate(self, paused: SpeechPaused) -> None:
-        """A short pause: start answering the utterance so far (transcribe it), every output held."""
+    def speculate(self, paused: SpeechPaused) -> bool:
+        """A short pause: start answering the utterance so far (transcribe it), every output held.
+        Returns False when it does not (e.g. an answer is still playing)."""
         ...
 
     def go_ahead(self) -> None:
@@ -99,7 +100,8 @@ class TurnTaking:
         self._pause_silence_ms, self._pause_seen_at = event.silence_ms, self._clock()
         if self._speculator is not None and not self._speculating and self.policy.decision is None:
             self._speculating = True
-            self._speculator.speculate(event)  # before the model: the transcription runs beside it
+            if self._speculator.speculate(event):  # before the model: the transcription runs beside it
+                self.policy.answer_ahead()
         step = self.policy.on_silence(event.silence_ms, self.status())
         if step is Step.ASK:
             self._ask(event.pcm)

@@ -72,6 +72,8 @@ def drive(
             silence += TICK_MS
             step = policy.on_silence(silence, status or ModelStatus.ready())
             if step is Step.ASK:
+                if policy.settings.speculate:  # as TurnTaking does when the session answers ahead
+                    policy.answer_ahead()
                 pending.append((clock.now + model.latency_ms / 1000, policy.pause_id, model.next_answer()))
             for due, pause_id, answer in [p for p in pending if p[0] <= clock.now]:
                 pending.remove((due, pause_id, answer))
@@ -255,6 +257,14 @@ def test_speech_before_the_confirming_silence_continues_the_utterance():
 def test_without_speculation_a_probable_done_ends_at_once():
     run = drive([("speech", 1500), ("silence", 3000)], FakeModel([0.8]))
     assert run.decision.confirmed_by == "score" and run.silence_ms == 300
+
+
+def test_a_pause_not_answered_ahead_ends_at_once_on_a_probable_done():
+    """The setting is on, but the session did not answer this pause ahead (an answer still plays)."""
+    policy = EndOfTurnPolicy(SPECULATE, clock=FakeClock())
+    assert policy.on_silence(200, ModelStatus.ready()) is Step.ASK
+    assert policy.on_score(policy.pause_id, 0.8, 300) is Step.END
+    assert policy.decision is not None and policy.decision.confirmed_by == "score"
 
 
 def test_a_not_done_never_speculates():

@@ -125,7 +125,7 @@ async def test_the_next_turn_waits_until_a_dropped_speculation_left_history(harn
 
 
 async def test_no_speculation_over_an_answer_that_is_still_playing(harness, servers):  # noqa: F811
-    fake = FakeModel(0.99, 0.99)
+    fake = FakeModel(0.99, 0.8)  # the second "done" is below the bar: not answered ahead, it ends at once
     h, _ = await session_with(harness, servers, lambda: fake, speculating(barge_in_enabled=False))
     h.agent.script.append(("A long answer that is still playing when the user speaks again.",))
     await speak(h, silence_pcm(0.3) + SPEECH + silence_pcm(0.35))
@@ -134,6 +134,7 @@ async def test_no_speculation_over_an_answer_that_is_still_playing(harness, serv
     await speak(h, SPEECH + silence_pcm(0.35))  # the fake clock stands still: the first answer still plays
     metrics = (await h.until(TurnMetrics, 2))[1]
     assert not h.agent.runs[1].speculative and metrics.extra["speculation"] is None
+    assert metrics.extra["eot_confirmed_by"] == "score" and metrics.extra["eot_silence_ms"] < 500
 
 
 async def test_typed_input_during_a_speculation_drops_it(harness, servers):  # noqa: F811
