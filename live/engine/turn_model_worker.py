@@ -11,6 +11,13 @@ overloaded while its runs took more than `max_cpu_share` of a core over the last
 the model must not take the core that every session's VAD and sockets need (measured: without
 this cap, at 100 streaming sessions the model's thread pushed VAD lag p99 from 20 to 125 ms).
 
+Its thread also runs at a lower OS priority (`niceness`, Linux): the VAD thread, the event loop
+and the sockets always get a busy core first, and the model the CPU they leave. So the cores
+being full shows as the model's runs taking far longer than the CPU they use (`starved`):
+its answers would come after the fallback silence, so that is overloaded too. Both judgements
+look at the runs of the last `CPU_WINDOW_S` only: once they age out, the next pause asks again
+(one probe per window while the server stays loaded).
+
 Ownership: the server holds the worker and ends it with `aclose()` (plugin unload):
 pending futures fail with `TurnModelUnavailable("closed")`, the thread is not waited for
 (a run in progress finishes on its own, at most one batch).
@@ -25,6 +32,9 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -44,6 +54,12 @@ DEFAULT_ITEM_MS = 120.0
 MAX_CPU_SHARE = 0.3
 """The share of one core the model's runs may take (over `CPU_WINDOW_S`) before it counts as overloaded."""
 CPU_WINDOW_S = 3.0
+NICENESS = 10
+"""How much lower the model's thread runs than the server's other threads (Linux `nice`, 0-19): its
+weight is then ~1/10 of theirs, so it takes mostly the CPU that VAD, loop and sockets leave."""
+STARVED_ITEM_MS = 300.0
+"""Overloaded when the runs of the window took longer than this per input in wall time: the cores
+are full and the answer would come after the fallback silence (500 ms, asked at 200 ms)."""
 
 ModelState = Literal["not_loaded", "loading", "ready", "unavailable", "closed"]
 
@@ -62,12 +78,17 @@ class TurnModelWorker:
         max_queue: int = MAX_QUEUE,
         max_batch: int = MAX_BATCH,
         max_cpu_share: float = MAX_CPU_SHARE,
+        niceness: int = NICENESS,
+        starved_item_ms: float = STARVED_ITEM_MS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._load = load
         self.max_queue = max_queue
         self.max_batch = max_batch
         self.max_cpu_share = max_cpu_share
+        self.niceness = niceness
+        self.starved_item_ms = starved_item_ms
+        self.thread_niceness: int | None = None  # what the thread got (None: not started, or not lowered)
         self.clock = clock
         self.state: ModelState = "not_loaded"
         self.reason: str | None = None  # why unavailable: TurnModelUnavailable.reason or "load_failed"
@@ -80,7 +101,7 @@ class TurnModelWorker:
         self._running_since: float | None = None  # a batch is running since (clock), of `_running_items`
         self._running_items = 0
         self.item_ms = DEFAULT_ITEM_MS  # moving average of one input's cost
-        self._runs: deque[tuple[float, float]] = deque()  # (ended at, CPU seconds) of recent runs
+        self._runs: deque[tuple[float, float, float, int]] = deque()  # recent runs: (ended at, CPU s, wall s, inputs)
         self.stats = {"asked": 0, "batches": 0, "failed": 0, "refused": 0}
 
     def __repr__(self) -> str:
@@ -127,7 +148,7 @@ class TurnModelWorker:
         """Whether a request asked now would be answered, and after how long a wait."""
         if self.state != "ready":
             return ModelStatus.unavailable(self.reason or f"model_{self.state}")
-        if len(self._queue) >= self.max_queue or self.cpu_share() > self.max_cpu_share:
+        if len(self._queue) >= self.max_queue or self.cpu_share() > self.max_cpu_share or self.starved():
             return ModelStatus(True, float("inf"))
         return ModelStatus.ready(self.lag_ms())
 
@@ -136,10 +157,20 @@ class TurnModelWorker:
 
         CPU time of the model's thread, not wall time: a busy machine slows a run down
         without making the model itself cost more."""
+        return sum(cpu_s for _, cpu_s, _, _ in self._recent_runs()) / CPU_WINDOW_S
+
+    def starved(self) -> bool:
+        """Whether the recent runs waited for a core so long that answers come too late
+        (wall time per input over `starved_item_ms`; the thread yields to every other one)."""
+        runs = self._recent_runs()
+        inputs = sum(n for _, _, _, n in runs)
+        return inputs > 0 and sum(wall_s for _, _, wall_s, _ in runs) * 1000 / inputs > self.starved_item_ms
+
+    def _recent_runs(self) -> deque[tuple[float, float, float, int]]:
         now = self.clock()
         while self._runs and self._runs[0][0] < now - CPU_WINDOW_S:
             self._runs.popleft()
-        return sum(seconds for _, seconds in self._runs) / CPU_WINDOW_S
+        return self._runs
 
     def lag_ms(self) -> float:
         """How far behind the worker is: the estimated wait before a request asked now starts
@@ -159,7 +190,9 @@ class TurnModelWorker:
             "queued": len(self._queue),
             "lag_ms": round(self.lag_ms(), 1),
             "cpu_share": round(self.cpu_share(), 3),
+            "starved": self.starved(),
             "item_ms": round(self.item_ms, 1),
+            "niceness": self.thread_niceness,
             **self.stats,
         }
 
@@ -221,7 +254,7 @@ class TurnModelWorker:
                 self._running_since, self._running_items = None, 0
             self.stats["batches"] += 1
             ended = self.clock()
-            self._runs.append((ended, cpu_s))
+            self._runs.append((ended, cpu_s, ended - started, len(batch)))
             per_item = (ended - started) * 1000 / len(batch)
             self.item_ms += 0.3 * (per_item - self.item_ms)
             for (_, answer, _), score in zip(batch, scores):
@@ -230,8 +263,22 @@ class TurnModelWorker:
 
     def _thread(self) -> ThreadPoolExecutor:
         if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="live-end-of-turn")
+            self._executor = ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="live-end-of-turn", initializer=self._lower_priority
+            )
         return self._executor
+
+    def _lower_priority(self) -> None:
+        """On the model's thread, first thing: run `niceness` below the process (Linux only: there
+        a thread has its own nice value; elsewhere this call would renice the whole server)."""
+        if self.niceness <= 0 or not sys.platform.startswith("linux"):
+            return
+        tid = threading.get_native_id()
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + self.niceness))
+            self.thread_niceness = os.getpriority(os.PRIO_PROCESS, tid)
+        except OSError as exc:  # e.g. a sandbox without setpriority: the CPU share still bounds it
+            logger.warning("live end of turn: could not lower the model thread's priority: %s", exc)
 
     # ------------------------------------------------------------ teardown
 

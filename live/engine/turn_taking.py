@@ -110,6 +110,7 @@ class TurnTaking:
 
     def on_resumed(self) -> None:
         self._vad_pause_id = None
+        self._cancel_asks()  # their answers would be stale
         if self._speculating:
             self._speculating = False
             assert self._speculator is not None
@@ -139,10 +140,14 @@ class TurnTaking:
         self._vad_pause_id = None
         self._speculating = False  # ended: the session commits the held answer; discarded: drops it
         self.policy.reset()
+        self._cancel_asks()
 
     def close(self) -> None:
+        self._cancel_asks()
+
+    def _cancel_asks(self) -> None:
         for answer in self._asked:
-            answer.cancel()  # the worker skips a request nobody waits for
+            answer.cancel()  # the worker skips a request nobody waits for: no CPU for a stale answer
         self._asked.clear()
 
     # ------------------------------------------------------------ the model

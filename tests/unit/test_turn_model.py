@@ -19,6 +19,7 @@ from live.audio.log_mel import (
     N_FRAMES,
     N_MELS,
     SAMPLE_RATE,
+    WINDOW_SAMPLES,
     hz_to_mel,
     mel_filterbank,
     mel_to_hz,
@@ -134,6 +135,48 @@ def test_features_agree_with_faster_whispers_independent_implementation():
     ours = whisper_log_mel(samples)
     assert theirs.shape == ours.shape
     assert np.abs(theirs - ours).max() < 1e-4
+
+
+def frame_by_frame_log_mel(x: np.ndarray) -> np.ndarray:
+    """The plain definition, for reference: every frame's FFT, the dense filterbank as a matrix product."""
+    padded = np.pad(x, 200, mode="reflect")
+    frames = np.lib.stride_tricks.sliding_window_view(padded, 400)[::HOP][: x.size // HOP]
+    spectrum = np.fft.rfft(frames * (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(400) / 400)), axis=1)
+    mel = (np.abs(spectrum) ** 2 @ mel_filterbank().T).T
+    log = np.log10(np.maximum(mel, 1e-10))
+    return ((np.maximum(log, log.max() - 8.0) + 4.0) / 4.0).astype(np.float32)
+
+
+@pytest.mark.parametrize("head", [0, 200, 201, 359, 360, 361, 521, 5000, 100_000, 127_000])
+def test_frames_in_the_padding_computed_once_equal_the_frame_by_frame_features(head):
+    # A window is a constant run (the padding, normalised) then the speech: the frames wholly inside
+    # the run share one spectrum. Every boundary case: the run ends inside the reflection, on a hop, past it.
+    rng = np.random.default_rng(head)
+    x = np.concatenate([np.full(head, -0.37), 0.2 * rng.standard_normal(WINDOW_SAMPLES - head)])
+    ours = log_mel.log_mel_spectrogram(x)
+    assert ours.shape == (N_MELS, N_FRAMES)
+    assert np.abs(ours - frame_by_frame_log_mel(x)).max() < 1e-5
+    in_run = (head - 200) // HOP + 1 if head > 200 else 0  # frames wholly inside the run
+    assert (ours[:, :in_run] == ours[:, :1]).all()
+
+
+@pytest.mark.parametrize("seconds", [0.3, 1.0, 2.5, 7.99, 8.0, 11.0])
+def test_short_utterances_get_the_frame_by_frame_features(seconds):
+    rng = np.random.default_rng(5)
+    samples = np.concatenate([tone(180, seconds / 2, 0.4), 0.1 * rng.standard_normal(int(seconds * SAMPLE_RATE / 2))])
+    window = log_mel.last_window(pcm16_floats := np.frombuffer(pcm16(samples), "<i2") / 32768.0)
+    window = (window - window.mean()) / np.sqrt(window.var() + 1e-7)
+    assert np.abs(whisper_log_mel(pcm16(samples)) - frame_by_frame_log_mel(window)).max() < 1e-5
+    assert pcm16_floats.size == int(seconds * SAMPLE_RATE / 2) * 2
+
+
+def test_the_sparse_filterbank_is_the_dense_one():
+    bins, weights, starts = log_mel._sparse_filterbank()
+    dense = np.zeros_like(mel_filterbank())
+    for m, (start, end) in enumerate(zip(starts, [*starts[1:], bins.size])):
+        assert end > start  # every filter covers a bin (np.add.reduceat needs it)
+        dense[m, bins[start:end]] = weights[start:end]
+    assert np.array_equal(dense, mel_filterbank())
 
 
 def test_too_little_audio_for_one_frame_is_refused():

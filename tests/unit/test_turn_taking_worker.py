@@ -2,15 +2,20 @@
 settings' clamping, and the echo guard's "only while the character's audio played" rule."""
 
 import asyncio
+import os
+import sys
 import threading
 import time
 
 import pytest
 
 from live.audio.turn_model import TurnModelUnavailable
+from live.audio.vad import SpeechPaused
 from live.config import LiveSettings
+from live.engine.end_of_turn import EndOfTurnSettings
 from live.engine.events import NothingHeard, SendText, SubmitUtterance, TurnMetrics, UserTranscribed
-from live.engine.turn_model_worker import CPU_WINDOW_S, TurnModelWorker
+from live.engine.turn_model_worker import CPU_WINDOW_S, NICENESS, TurnModelWorker
+from live.engine.turn_taking import TurnTaking
 from tests.harness.fake_ports import harness, until  # noqa: F401 (a fixture)
 
 
@@ -127,6 +132,93 @@ async def test_a_cheap_model_stays_under_its_cpu_share():
         await worker.ask(b"a")
     assert worker.status().lag_ms != float("inf")
     await worker.aclose()
+
+
+class SlowModel:
+    """Takes `wall_s` of the (fake) clock per input but almost no CPU: a thread waiting for a core."""
+
+    def __init__(self, now: list[float], wall_s: float) -> None:
+        self.now, self.wall_s = now, wall_s
+
+    def predict(self, batch) -> list[float]:
+        self.now[0] += self.wall_s * len(batch)
+        return [0.9] * len(batch)
+
+
+async def test_a_model_starved_of_cpu_reports_overload_until_the_window_passes():
+    now = [100.0]
+    model = SlowModel(now, wall_s=0.0)
+    worker = TurnModelWorker(lambda: model, starved_item_ms=300, clock=lambda: now[0])
+    await ready(worker)
+    model.wall_s = 0.2  # a busy machine, still in time
+    await worker.ask(b"a")
+    assert not worker.starved() and worker.status().lag_ms != float("inf")
+    model.wall_s = 1.5  # the cores are full: the low-priority thread waits for them
+    await worker.ask(b"b")
+    assert worker.starved() and worker.status().lag_ms == float("inf")  # overloaded: the silence rule
+    assert worker.describe()["starved"] is True
+    now[0] += CPU_WINDOW_S + 0.1  # the slow runs age out: the next pause asks again (a probe)
+    assert not worker.starved() and worker.status().lag_ms != float("inf")
+    await worker.aclose()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread has its own nice value on Linux only")
+async def test_the_model_thread_runs_below_the_servers_other_threads():
+    seen: list[int] = []
+
+    class Probe:
+        def predict(self, batch):
+            seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+            return [0.5] * len(batch)
+
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert TurnModelWorker(Probe).niceness == NICENESS > 0  # lowered by default
+    worker = TurnModelWorker(Probe, niceness=7)
+    await ready(worker)
+    await worker.ask(b"a")
+    assert seen == [min(19, base + 7)] * 2  # the warm-up run and the request
+    assert worker.describe()["niceness"] == seen[0]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base  # the loop's thread is untouched
+    await worker.aclose()
+    unchanged = TurnModelWorker(Probe, niceness=0)
+    await ready(unchanged)
+    assert seen[-1] == base and unchanged.describe()["niceness"] is None
+    await unchanged.aclose()
+
+
+async def test_a_request_whose_pause_ended_is_not_run():
+    model = HeldModel()
+    worker = TurnModelWorker(lambda: model)
+    await ready(worker)
+    ended: list[int] = []
+    taking = TurnTaking(EndOfTurnSettings(), worker, ended.append)
+    try:
+        model.hold.clear()
+        other_session = worker.ask(b"busy")
+        await asyncio.to_thread(model.running.wait, 5)
+        taking.on_paused(SpeechPaused(pcm=b"paused", at_ms=1000, silence_ms=200, pause_id=1, speech_ms=800))
+        assert worker.describe()["queued"] == 1
+        taking.on_resumed()  # the user spoke again: that pause's answer would be stale
+        taking.on_paused(SpeechPaused(pcm=b"paused again", at_ms=2000, silence_ms=200, pause_id=2, speech_ms=1600))
+        model.hold.set()
+        await other_session
+        await until(lambda: len(model.calls) == 2)
+        assert model.calls == [[b"busy"], [b"paused again"]]  # the stale request took no model run
+        taking.on_resumed()
+        model.hold.clear()  # again, and now the utterance ends (or is discarded) while the request waits
+        model.running.clear()
+        other_session = worker.ask(b"busy again")
+        await asyncio.to_thread(model.running.wait, 5)
+        taking.on_paused(SpeechPaused(pcm=b"third", at_ms=500, silence_ms=200, pause_id=5, speech_ms=400))
+        assert worker.describe()["queued"] == 1
+        taking.reset()
+        model.hold.set()
+        await other_session
+        await asyncio.sleep(0.05)
+        assert model.calls[2:] == [[b"busy again"]] and worker.describe()["queued"] == 0
+    finally:
+        model.hold.set()
+        await worker.aclose()
 
 
 async def test_a_load_failure_makes_it_unavailable_with_the_reason():
