@@ -343,7 +343,7 @@ class RealtimeRun:
             for call_id in self.open_calls:  # a call cut before its output: the model is told, not left waiting
                 await self.session.send_tool_result(call_id, "cancelled: the user interrupted", respond=False)
             self.open_calls.clear()
-        await self._answerer.remember(self, heard, interrupted=True)
+        self._answerer.remember(self, heard, interrupted=True)
 
 
 # ---------------------------------------------------------------- the backend
@@ -377,6 +377,7 @@ class RealtimeAnswerer:
         self._pending_timer: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()  # context refreshes and retired sessions closing
         self._refresh: asyncio.Task | None = None  # the latest re-read of the host's context
+        self._last_write: asyncio.Task | None = None  # the latest exchange being written
         self._closed = False
         self._prepared = self._spawn(self._prepare(), "prepare")
 
@@ -429,9 +430,11 @@ class RealtimeAnswerer:
             return session
         if session is not None:
             self._retire(session)
-        if self._refresh is not None:  # the spare is told the latest exchanges before it takes over
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.shield(self._refresh), CONTEXT_TIMEOUT_S)
+        for latest in ("_last_write", "_refresh"):  # the spare is told the latest exchanges before it takes over
+            task = getattr(self, latest)
+            if task is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(asyncio.shield(task), CONTEXT_TIMEOUT_S)
         ready = self.pool.ready
         started = time.monotonic()
         self.session = await self.pool.take(
@@ -453,8 +456,8 @@ class RealtimeAnswerer:
         if turn.text is not None:  # typed, or spoken and already transcribed; else the model transcribes it
             turn.emit(UserTranscribed(turn.id, turn.text, int(time.time() * 1000), turn.viewers))
         turn.set_state("thinking")
-        await turn.wait_previous_settled()  # a cut previous answer is truncated and kept as heard first
-        await self._write_pending()
+        await turn.wait_previous_settled()  # a cut previous answer is truncated first
+        self._flush_pending()
         ctx = turn.ctx
         playback = RealtimePlayback(
             turn_id=turn.id,
@@ -630,9 +633,9 @@ class RealtimeAnswerer:
         turn.emit(turn.metrics())
         turn.set_state("listening")
         if run is not None:  # what the user said, and what of the answer came through
-            await self.remember(run, turn.reply_text, interrupted=bool(turn.reply_text))
+            self.remember(run, turn.reply_text, interrupted=bool(turn.reply_text))
         elif turn.text:  # no session at all: the words are still kept
-            await self._write(turn.text, "", interrupted=False)
+            self._write(turn.text, "", interrupted=False)
 
     # ------------------------------------------------------------ history
 
@@ -640,23 +643,23 @@ class RealtimeAnswerer:
         """Write a completed answer once the client has played it: a cut before that keeps only what was heard."""
         self._pending = run
         delay = turn.unplayed_ms() / 1000 + REMEMBER_MARGIN_S
-        self._pending_timer = self._spawn(self._write_pending(after=delay), "remember")
+        self._pending_timer = self._spawn(self._remember_once_played(run, delay), "remember")
 
-    async def _write_pending(self, after: float = 0.0) -> None:
-        if after:
-            await asyncio.sleep(after)
-            while self._pending is not None and (left := self._pending.turn.unplayed_ms()) > 0:  # it was paused
-                await asyncio.sleep(left / 1000 + REMEMBER_MARGIN_S)
-        elif self._pending_timer is not None and self._pending_timer is not asyncio.current_task():
-            self._pending_timer.cancel()
-        run, self._pending = self._pending, None
-        self._pending_timer = None
-        if run is not None:
-            await self.remember(run, run.turn.reply_text, interrupted=False)
+    async def _remember_once_played(self, run: RealtimeRun, delay: float) -> None:
+        await asyncio.sleep(delay)
+        while (left := run.turn.unplayed_ms()) > 0:  # its playback was paused meanwhile
+            await asyncio.sleep(left / 1000 + REMEMBER_MARGIN_S)
+        self._pending_timer = None  # from here on nothing cancels this task
+        self.remember(run, run.turn.reply_text, interrupted=False)
 
-    async def remember(self, run: RealtimeRun, assistant_text: str, *, interrupted: bool) -> None:
-        """Write one exchange into the host conversation (once per run), then refresh what spares are told."""
-        if self._pending is run:  # cut while it played: the heard part replaces the whole
+    def _flush_pending(self) -> None:
+        """The next turn starts, or the session ends: a completed answer still playing is written now."""
+        if self._pending is not None:
+            self.remember(self._pending, self._pending.turn.reply_text, interrupted=False)
+
+    def remember(self, run: RealtimeRun, assistant_text: str, *, interrupted: bool) -> None:
+        """Write one exchange (once per run) into the host conversation: in order, without waiting for it."""
+        if self._pending is run:  # written now, or cut while it played: the heard part replaces the whole
             self._pending = None
             if self._pending_timer is not None:
                 self._pending_timer.cancel()
@@ -664,11 +667,11 @@ class RealtimeAnswerer:
         if run.remembered:
             return
         run.remembered = True
-        await self._write(run.user_text or UNTRANSCRIBED, assistant_text, interrupted=interrupted)
+        self._write(run.user_text or UNTRANSCRIBED, assistant_text, interrupted=interrupted)
 
-    async def _write(self, user_text: str, assistant_text: str, *, interrupted: bool) -> None:
-        """Write one exchange; a cut of the turn that asked does not stop the write (its own task)."""
-        await asyncio.shield(self._spawn(self._write_now(user_text, assistant_text, interrupted), "write"))
+    def _write(self, user_text: str, assistant_text: str, *, interrupted: bool) -> None:
+        """Start writing one exchange. Writes queue on one lock, so they land in the order they started."""
+        self._last_write = self._spawn(self._write_now(user_text, assistant_text, interrupted), "write")
 
     async def _write_now(self, user_text: str, assistant_text: str, interrupted: bool) -> None:
         try:
@@ -687,23 +690,20 @@ class RealtimeAnswerer:
     # ------------------------------------------------------------ end
 
     async def aclose(self) -> None:
-        """Write a completed answer still waiting to be, close the session in use, the spare and every task."""
+        """Write a completed answer still waiting to be, close the session in use, the spare and every task
+        (the session bounds the whole)."""
         if self._closed:
             return
-        self._closed = True
-        try:
-            await self._write_pending()
-        finally:
-            finishing = ("live-realtime-retire", "live-realtime-write")  # closing a session, saving history
-            pending = [t for t in self._tasks if not t.get_name().startswith(finishing)]
-            await cancel_and_wait(pending)
-            session, self.session = self.session, None
-            if session is not None:
-                await session.aclose()
-            await self.pool.aclose()
-            retiring = list(self._tasks)
-            if retiring:
-                await asyncio.wait(retiring, timeout=self.pool.settings.close_timeout + 1)
+        self._flush_pending()
+        self._closed = True  # (after the flush: no context refresh starts from here on)
+        finishing = ("live-realtime-retire", "live-realtime-write")  # closing a session, saving history
+        await cancel_and_wait([t for t in self._tasks if not t.get_name().startswith(finishing)])
+        session, self.session = self.session, None
+        if session is not None:
+            await session.aclose()
+        await self.pool.aclose()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=CONTEXT_TIMEOUT_S)
 
 
 def _of_other_response(run: RealtimeRun, response_id: str) -> bool:
