@@ -65,6 +65,9 @@ async def ask(astrbot, connect, fake, say) -> dict:
 
 async def test_a_question_is_answered_ahead_and_its_first_audio_comes_sooner(astrbot, connect, fake, say, tune):
     realistic(fake)
+    await ask(astrbot, connect, fake, say)  # a first, cold turn (first requests of each provider): not compared
+    fake.reset()
+    realistic(fake)
     ahead = await ask(astrbot, connect, fake, say)
     # "transcript" when the model decided before the transcription was done (the agent then starts at once)
     assert ahead["speculation"] in ("answer", "transcript") and ahead["speculations_dropped"] == 0, ahead
