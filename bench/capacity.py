@@ -140,6 +140,20 @@ async def _wait_sessions(astrbot: Any, count: int, timeout: float = 30) -> int:
     return n
 
 
+def end_of_turn_summary(status: dict, model_before: dict, window_s: float) -> dict:
+    """How turns ended under load: the rule in use at the end of the window and, with the model,
+    how many checks it ran per second in the window (each session speaks once per `CYCLE_S`)."""
+    model = status.get("end_of_turn_model") or {}
+    out: dict[str, Any] = {"mode": status.get("end_of_turn"), "reason": status.get("end_of_turn_reason")}
+    if model:
+        out.update({
+            "checks_per_s": round((model.get("asked", 0) - model_before.get("asked", 0)) / window_s, 2),
+            "cpu_share": model.get("cpu_share"), "starved": model.get("starved"), "item_ms": model.get("item_ms"),
+            "niceness": model.get("niceness"),
+        })  # fmt: skip
+    return out
+
+
 async def run_level(
     astrbot: Any,
     n: int,
@@ -172,6 +186,7 @@ async def run_level(
         progress(f"capacity N={n} ({frame_ms} ms frames): {connected['sessions']} connected in {connected['connect_s']:.1f} s; warming up")
         await asyncio.sleep(warmup_s)
         await _plugin_call(astrbot, _clear_lags)
+        model_before = (await plugin_status(astrbot)).get("end_of_turn_model") or {}
         psutil.cpu_percent(None)
         cpu0, t0 = me.cpu_times(), time.monotonic()
         rss = []
@@ -212,6 +227,7 @@ async def run_level(
         "frames_sent_ratio": round(done["frames_sent"] / max(1, done["frames_expected"]), 3),
         "server_frames": done["counts"],
         "dropped_connections": done["dropped"],
+        "end_of_turn": end_of_turn_summary(status, model_before, window),
     })  # fmt: skip
     p99 = result["vad_lag_ms"]["p99"]
     backlog = result["receive_backlog_ms"]["p99"]
