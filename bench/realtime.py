@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from live.config import RealtimeBackendSettings
+from live.realtime.answerer import REMEMBER_MARGIN_S
 from live.realtime.client import RealtimePool, RealtimeSession, RealtimeSettings
 from live.realtime.events import AudioDelta, SessionConfig
 from tests.harness import fake_providers
@@ -259,6 +260,7 @@ async def run_suite(
     (the interrupts always cut `measure.LONG_REPLY`)."""
     measure.set_latency(fake, measure.ProviderLatency())
     started = time.monotonic()
+    cpu_before = _cpu()
     async with realtime_provider(astrbot, plan) as model:
         sides = Sides(astrbot, fake, model, plan)
         await sides.open()
@@ -286,10 +288,24 @@ async def run_suite(
         client_level = await client_swaps(model, plan)
     result = summarize(samples, swaps, client_level, plan)
     result["duration_s"] = round(time.monotonic() - started, 1)
+    result["this_process_cores"], result["other_processes_cores"] = _cores(cpu_before, _cpu(), result["duration_s"])
     result["samples"] = [asdict(s) for s in samples]
     result["swap_samples"] = swaps
     result["client_swap_samples"] = client_level
     return result
+
+
+def _cpu() -> tuple[float, float]:
+    """CPU seconds used so far: the whole machine, this process (server and client)."""
+    import psutil
+
+    machine, mine = psutil.cpu_times(), psutil.Process().cpu_times()
+    return machine.user + machine.system, mine.user + mine.system
+
+
+def _cores(before: tuple[float, float], after: tuple[float, float], seconds: float) -> tuple[float, float]:
+    mine = (after[1] - before[1]) / seconds
+    return round(mine, 2), round(max(0.0, (after[0] - before[0]) / seconds - mine), 2)
 
 
 # ---------------------------------------------------------------- hot-swap
@@ -324,9 +340,17 @@ async def typed_turn(client: LiveClient, text: str, timeout: float = 20.0) -> di
     }
 
 
+async def expire_in_use(astrbot: Any, model: FakeRealtime) -> None:
+    """The provider ends the session that answered last (its time limit), as OpenAI does at 60 minutes."""
+    in_use = [e.connection for e in list(model.received) if e.event.get("type") == "response.create"][-1]
+    await asyncio.to_thread(astrbot.call, lambda: model.expire(in_use))
+    await asyncio.sleep(0.2)  # the session's reader sees the close
+
+
 async def plugin_swaps(astrbot: Any, model: FakeRealtime, plan: Plan, progress) -> list[dict]:
-    """Per round, on a new connection: a turn sent at once (its session still connecting), a turn after
-    the provider ended the session in use (the warm spare takes over), and a turn on the session kept."""
+    """Per round, on a new connection: a turn sent at once (its session still connecting); a turn after
+    the provider ended the session in use (the warm spare takes over); a turn on the session kept; and
+    a swap that comes right after an answer played, before the answerer wrote it to the host's history."""
     out: list[dict] = []
     handshake_s = plan.created_delay_s + plan.update_delay_s
     with model._lock:
@@ -339,13 +363,16 @@ async def plugin_swaps(astrbot: Any, model: FakeRealtime, plan: Plan, progress) 
         client = await open_plugin(astrbot, "realtime", settle=False)
         try:
             row = {"round": r, "at_connect": await typed_turn(client, "first question")}
-            await asyncio.sleep(2 * handshake_s + 0.5)  # the spare is warmed again after the take
-            in_use = [e.connection for e in list(model.received) if e.event.get("type") == "response.create"][-1]
-            await asyncio.to_thread(astrbot.call, lambda n=in_use: model.expire(n))
-            await asyncio.sleep(0.2)  # the session's reader sees the close
+            # The answer plays out and is written to the host's history (the answerer writes a completed answer
+            # REMEMBER_MARGIN_S after it played) and the next spare is warm, as when a user listens, then asks.
+            await asyncio.sleep(max(2 * handshake_s, 0.6 + REMEMBER_MARGIN_S) + 0.5)
+            await expire_in_use(astrbot, model)
             row["after_expiry"] = await typed_turn(client, "second question")
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.6 + REMEMBER_MARGIN_S + 0.5)
             row["kept"] = await typed_turn(client, "third question")
+            await asyncio.sleep(max(2 * handshake_s, 0.6) + 0.2)  # played, but not yet written; the spare warm
+            await expire_in_use(astrbot, model)
+            row["after_expiry_at_once"] = await typed_turn(client, "fourth question")
         except (TimeoutError, RuntimeError) as exc:
             row = {"round": r, "error": str(exc)}
         finally:
@@ -401,6 +428,13 @@ async def client_swaps(model: FakeRealtime, plan: Plan) -> list[dict]:
 
 # ---------------------------------------------------------------- results
 
+SWAP_TURNS = {
+    "at_connect": "sent at once after `hello` (the session still connecting)",
+    "after_expiry": "after the provider ended the session in use (the spare takes over)",
+    "kept": "on the session in use",
+    "after_expiry_at_once": "the spare takes over right after an answer played (before it is written to history)",
+}
+
 
 def summarize(samples: list[Sample], swaps: list[dict], client_level: list[dict], plan: Plan) -> dict:
     lat = measure.ProviderLatency()
@@ -428,7 +462,7 @@ def summarize(samples: list[Sample], swaps: list[dict], client_level: list[dict]
     plugin_swap = {
         kind: {"first_audio_ms": summary(col(kind, "first_audio_ms")), "take_ms": summary(col(kind, "take_ms"), 2),
                "swap": sorted({row[kind]["swap"] for row in swaps if kind in row and row[kind].get("swap")})}
-        for kind in ("at_connect", "after_expiry", "kept")
+        for kind in SWAP_TURNS
     }  # fmt: skip
     plugin_swap["failed_rounds"] = sum(1 for row in swaps if "error" in row)
     client_swap = {
@@ -492,11 +526,8 @@ def markdown(result: dict, *, command: str = "", machine: dict | None = None, co
         "| turn | first audio, median / p95 (ms) | waiting for a session (`realtime_take_ms`) | `realtime_swap` |",
         "|---|---|---|---|",
     ]
-    names = {"at_connect": "sent at once after `hello` (the session still connecting)",
-             "after_expiry": "after the provider ended the session in use (the spare takes over)",
-             "kept": "on the session in use"}  # fmt: skip
     sw = result["plugin_swap"]
-    for kind, label in names.items():
+    for kind, label in SWAP_TURNS.items():
         row = sw[kind]
         lines.append(f"| {label} | {_pair(row['first_audio_ms'])} | {_pair(row['take_ms'], 1)} | "
                      f"{', '.join(row['swap']) or '–'} |")  # fmt: skip
@@ -513,7 +544,9 @@ def markdown(result: dict, *, command: str = "", machine: dict | None = None, co
         f"{_pair(cs['cold']['first_audio_ms'])} |",
         f"| warm: `RealtimePool.take()` | {_pair(cs['warm']['session_ms'], 2)} | {_pair(cs['warm']['first_audio_ms'])} |",
         "",
-        f"Run: {result.get('duration_s', 0):.0f} s.",
+        f"Run: {result.get('duration_s', 0):.0f} s; this process (server, both fakes and the client) used "
+        f"{result.get('this_process_cores', '?')} cores on average, other processes "
+        f"{result.get('other_processes_cores', '?')} cores.",
     ]
     return "\n".join(lines) + "\n"
 
