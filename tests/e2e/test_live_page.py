@@ -39,9 +39,11 @@ STORY = " ".join(f"Sentence number {n} of a long and winding story." for n in ra
 # ------------------------------------------------------------------ helpers
 
 
-def open_live(browser, astrbot, *, conversation: str, viewport: dict = DESKTOP) -> Page:
+def open_live(
+    browser, astrbot, *, conversation: str, viewport: dict = DESKTOP, locale: str = "en-US", color_scheme: str = "light"
+) -> Page:
     """The Live page, logged in through localStorage["token"], with its socket open."""
-    ctx = browser.new_context(viewport=viewport, locale="en-US", color_scheme="light")
+    ctx = browser.new_context(viewport=viewport, locale=locale, color_scheme=color_scheme)
     ctx.add_init_script(f"window.localStorage.setItem('token', {json.dumps(astrbot.jwt())})")
     page = ctx.new_page()
     page.errors = []  # type: ignore[attr-defined]

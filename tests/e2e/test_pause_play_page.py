@@ -11,6 +11,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.test_live_page import (
+    PHONE,
     QUESTION,
     STORY,
     WAIT_MS,
@@ -20,6 +21,7 @@ from tests.e2e.test_live_page import (
     log_summary,
     new_conversation,
     open_live,
+    settle_drawer,
     shot,
     wait_log,
 )
@@ -27,6 +29,19 @@ from tests.e2e.test_live_page import (
 pytestmark = pytest.mark.browser
 
 BACKCHANNEL = "Mm-hmm."
+
+
+def assert_captions_apart(page) -> None:
+    """The answer's caption stays below the user's quoted words, however long it grows."""
+    boxes = page.evaluate(
+        """() => {
+            const user = document.querySelector('[data-testid=caption-user]')
+            const bot = document.querySelector('[data-testid=caption-bot]')?.parentElement
+            if (!user || !bot) return null
+            return { user: user.getBoundingClientRect().bottom, bot: bot.getBoundingClientRect().top }
+        }"""
+    )
+    assert boxes and boxes["bot"] >= boxes["user"] - 0.5, boxes
 
 
 def test_the_page_pauses_for_mm_hmm_and_resumes(astrbot, fake, launch, mic, artifacts):
@@ -44,6 +59,8 @@ def test_the_page_pauses_for_mm_hmm_and_resumes(astrbot, fake, launch, mic, arti
     paused = wait_log(page, "e.kind === 'paused' && e.turn === a.turn", {"turn": turn})
     # paused for as long as the user speaks and the words are judged (about a second here)
     expect(page.get_by_text("Paused: listening to you")).to_be_visible(timeout=2000)
+    expect(page.locator("[data-badge=paused]")).to_be_visible()
+    assert_captions_apart(page)
     shot(page, artifacts, "desktop-paused")
     notice = frame(page, "transcript_empty")
     hint = page.get_by_test_id("caption-hint")
@@ -75,5 +92,40 @@ def test_the_page_pauses_for_mm_hmm_and_resumes(astrbot, fake, launch, mic, arti
     assert len(fake.transcriptions) == 2  # the question, and the "mm-hmm" judged once
     # The latency panel names the backend the server said it answers with.
     page.get_by_test_id("tab-latency").click()
-    expect(page.get_by_test_id("latency-backend")).to_have_text("Backend: cascade")
+    backend = page.get_by_test_id("latency-backend")
+    expect(backend).to_have_attribute("data-backend", "cascade")
+    expect(backend).to_contain_text("Cascaded: STT → LLM → TTS")
+    shot(page, artifacts, "desktop-latency-backend")
+    assert_no_page_errors(page)
+
+
+def test_on_a_phone_in_chinese_the_pause_and_its_notice_read_plainly(astrbot, fake, launch, mic, artifacts):
+    """The same pause on a phone, dark, in Chinese: the orb shows a pause sign and says it listens,
+    the answer's caption stays below the question, and the "mm-hmm" notice takes the orb's line
+    (in Chinese) while the captions stay; after the resume the pause sign is gone."""
+    fake.script_transcript(QUESTION)
+    fake.script_transcript(BACKCHANNEL)
+    fake.script_reply(STORY, ttft=0.05, interval=0.04)
+    wav = mic.make("backchannel-phone", 1.0, QUESTION, 4.5, BACKCHANNEL, 4.0)
+    browser = launch(wav)
+    conversation = new_conversation("pause-zh")
+    page = open_live(browser, astrbot, conversation=conversation, viewport=PHONE, locale="zh-CN", color_scheme="dark")
+    turn = frame(page, "user_msg")["turn"]
+    frame(page, "pause_play", turn=turn)
+    expect(page.get_by_test_id("orb-label")).to_have_text("已暂停：正在听你说", timeout=2000)
+    expect(page.locator("[data-badge=paused]")).to_be_visible()
+    assert_captions_apart(page)
+    shot(page, artifacts, "phone-paused-zh-dark")
+    hint = page.get_by_test_id("caption-hint")
+    expect(hint).to_have_attribute("data-reason", "backchannel", timeout=WAIT_MS)
+    expect(hint).to_have_text("只是“嗯”了一声：我接着说")
+    expect(page.get_by_test_id("caption-user")).to_contain_text(QUESTION)  # the notice does not hide the captions
+    frame(page, "resume_play", turn=turn)
+    expect(page.locator("[data-badge=paused]")).to_have_count(0)
+    shot(page, artifacts, "phone-pause-backchannel-zh-dark")
+    page.get_by_test_id("panel-toggle").click()
+    settle_drawer(page, open=True)
+    page.get_by_test_id("tab-latency").click()
+    expect(page.get_by_test_id("latency-backend")).to_contain_text("级联：语音识别 → 大模型 → 语音合成")
+    shot(page, artifacts, "phone-latency-backend-zh-dark")
     assert_no_page_errors(page)

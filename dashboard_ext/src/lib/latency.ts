@@ -61,3 +61,11 @@ export function summarizeTimeline(timeline: Timeline): LatencySummary {
   const firstAudioMs = isMs(timeline.first_audio) ? Math.round(timeline.first_audio - start) : null
   return { segments, total, firstAudioMs }
 }
+
+/** The backends this page can name (`hello.data.backend`); a newer server's other one shows as sent. */
+const BACKENDS = ['cascade', 'realtime'] as const
+
+/** i18n key of a backend's readable name, or null for a backend this page does not know. */
+export function backendNameKey(backend: string): string | null {
+  return (BACKENDS as readonly string[]).includes(backend) ? `metrics.backendName.${backend}` : null
+}

@@ -61,7 +61,8 @@ export const en = {
       rest: 'Rest of turn',
     },
     input: { voice: 'spoken turn', text: 'typed turn' },
-    backend: 'Backend: {name}',
+    backend: 'Backend',
+    backendName: { cascade: 'Cascaded: STT → LLM → TTS', realtime: 'Realtime model' },
   },
   mic: {
     insecure: {
@@ -165,8 +166,8 @@ export const zh: Messages = {
     tapToStart: '点击以启用音频',
     notCaught: '没有听清',
     echoDropped: '只听到了我自己的声音，所以没有回答',
-    backchannel: '只是“嗯”一声：继续说',
-    noise: '只是一点杂音：继续说',
+    backchannel: '只是“嗯”了一声：我接着说',
+    noise: '只是一点杂音：我接着说',
     paused: '已暂停：正在听你说',
     textOnly: '输入文字聊天',
   },
@@ -198,7 +199,8 @@ export const zh: Messages = {
     total: '整个回合 {ms} ms',
     seg: { wait: '判断说完', stt: '语音识别', agent: '进入流水线', llm: '首个 token', sentence: '首句', tts: '首段音频', rest: '回合其余部分' },
     input: { voice: '语音输入', text: '文字输入' },
-    backend: '后端：{name}',
+    backend: '后端',
+    backendName: { cascade: '级联：语音识别 → 大模型 → 语音合成', realtime: '实时语音模型' },
   },
   mic: {
     insecure: {
