@@ -72,6 +72,15 @@ WAV_CHUNK_MS = 200  # wav clients get the audio as WAVs of about this length (th
 REMEMBER_MARGIN_S = 1.0  # a completed answer is written this long after it should have finished playing
 UNTRANSCRIBED = "(spoken; the realtime model gave no transcript)"
 _SENTENCE = re.compile(r"[^.!?。！？…]*(?:[.!?。！？…]+|$)")
+SPEECH_MS_PER_CHAR = 65.0  # a voice's pace before any item ended: ~15 Latin characters a second
+CJK_CHAR_WEIGHT = 3  # a Han or kana character takes about as long to say as three Latin ones
+
+
+def _speech_chars(text: str) -> int:
+    """How long `text` takes to say, in Latin-character units."""
+    voiced = speakable(text)
+    cjk = sum(1 for ch in voiced if "\u3040" <= ch <= "\u9fff")
+    return len(voiced) - cjk + cjk * CJK_CHAR_WEIGHT
 
 
 def realtime_settings(backend: RealtimeBackendSettings) -> RealtimeSettings:
@@ -216,16 +225,23 @@ class RealtimePlayback:
 
     @property
     def spoken(self) -> list[SpokenSentence]:
+        """An ended item's sentences share its audio; an item still coming spans what its whole transcript
+        will take to say (the transcript runs ahead of the audio), at the pace of the ended items, else
+        `SPEECH_MS_PER_CHAR`. So a cut never counts words whose audio had not been sent as heard."""
+        ended = [item for item in self._items.values() if item.ended and item.start_ms is not None]
+        chars = sum(_speech_chars(item.text) for item in ended)
+        pace = sum(item.out_ms for item in ended) / chars if chars else SPEECH_MS_PER_CHAR
         sentences: list[SpokenSentence] = []
         for item in self._items.values():
             if item.start_ms is None:
                 continue
             parts = [p.strip() for p in _SENTENCE.findall(item.text) if p.strip()]
-            weights = [len(speakable(p)) for p in parts]
+            weights = [_speech_chars(p) for p in parts]
             total = sum(weights) or 1
+            span = item.out_ms if item.ended else max(item.out_ms, total * pace)
             at = item.start_ms
             for part, weight in zip(parts, weights, strict=True):
-                duration = item.out_ms * weight / total
+                duration = span * weight / total
                 sentences.append(SpokenSentence(part, speakable(part), round(at), round(duration)))
                 at += duration
         return sentences

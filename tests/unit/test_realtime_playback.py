@@ -95,3 +95,30 @@ def test_a_stopped_playback_sends_nothing_more():
     speak(stage, "More words.", 0.3)
     stage.end()
     assert len(out) == sent
+
+
+def test_a_transcript_running_ahead_of_the_audio_is_not_counted_as_heard():
+    # Providers send an item's transcript well before its audio: the whole text came with the first
+    # 100 ms of sound. Cut at 1 s of 2.5 s of sound: about the first 40% of the words were heard.
+    stage, _out, _marks, _voiced = playback()
+    text = "One two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen."
+    stage.text(TranscriptDelta(text, "r1", "item1"))
+    for chunk_ms in range(0, 1000, 100):
+        stage.audio(AudioDelta(tone_pcm(0.1, RATE), "r1", "item1"))
+    assert stage.audio_ms == 1000
+    heard = heard_text(stage.spoken, 1000)
+    assert heard and text.startswith(heard)
+    # at SPEECH_MS_PER_CHAR (65 ms) the 98 characters take ~6.4 s: 1 s of it is ~15 characters
+    assert len(heard) <= 20, heard
+
+
+def test_an_item_still_coming_is_paced_like_the_ended_ones():
+    stage, _out, _marks, _voiced = playback()
+    first = "Alpha beta gamma delta."  # 23 characters in 2 s: ~87 ms a character
+    speak(stage, first, 2.0, item="item1")
+    second = "Epsilon zeta eta theta iota kappa lambda mu."
+    stage.text(TranscriptDelta(second, "r1", "item2"))  # all of its text, then 0.5 s of its audio
+    for _ in range(5):
+        stage.audio(AudioDelta(tone_pcm(0.1, RATE), "r1", "item2"))
+    heard = heard_text(stage.spoken, 2500)
+    assert heard.startswith(first) and len(heard) < len(first) + 12, heard
