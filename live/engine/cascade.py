@@ -28,6 +28,7 @@ class CascadeAnswerer:
         if not text:
             return
         turn.emit(UserTranscribed(turn.id, text, int(time.time() * 1000), turn.viewers))
+        turn.extra["backend"] = self.backend
         await self.reply(turn, text)
 
     async def reply(self, turn: Turn, text: str) -> None:

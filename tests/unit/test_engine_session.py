@@ -40,6 +40,7 @@ async def test_a_voice_turn_tells_each_state_once(harness):
     assert len(h.of(SentenceAudio)) == 3 and h.session.state == "listening"
     names = [type(e).__name__ for e in h.events if not isinstance(e, StateChanged)]
     assert names[-2:] == ["TurnEnded", "TurnMetrics"]
+    assert h.of(TurnMetrics)[0].extra["backend"] == "cascade"
 
 
 async def test_without_tts_the_answer_is_text_and_no_speaking_state(harness):
