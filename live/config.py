@@ -84,6 +84,8 @@ class RealtimeBackendSettings:
     transcription_model: str = "gpt-4o-mini-transcribe"  # the model's transcription of the user ("" = none)
     fallback: bool = True  # a turn the provider cannot answer is answered by the cascade
     max_session_minutes: float = 55.0  # the provider's session limit, less a margin (OpenAI ends them at 60)
+    # who ends a spoken turn on server-VAD connections: our VAD ("ours"), or the model's own detection
+    turn_detection: Literal["ours", "server_vad", "semantic_vad"] = "ours"
 
     @property
     def configured(self) -> bool:
@@ -207,5 +209,8 @@ class LiveSettings:
                 ).strip(),
                 fallback=bool(raw.get("realtime_fallback", True)),
                 max_session_minutes=_num(raw, "realtime_max_session_minutes", 55, 1, 24 * 60),
+                turn_detection=_choice(  # type: ignore[arg-type]
+                    raw, "realtime_turn_detection", ("ours", "server_vad", "semantic_vad"), "ours"
+                ),
             ),
         )

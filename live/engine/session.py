@@ -23,7 +23,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Literal
+from typing import Literal, Protocol, runtime_checkable
 
 from ..audio.vad import SpeechConfirmed, SpeechDiscarded, SpeechEnded, SpeechPaused, SpeechResumed, SpeechStarted
 from ..config import LiveSettings
@@ -67,6 +67,18 @@ BargeInCause = Literal["client", "speech", "new_input"]
 ANSWERER_CLOSE_TIMEOUT_S = 10.0  # the realtime backend saves a last exchange and closes its provider sessions
 
 
+@runtime_checkable
+class DetectsTurns(Protocol):
+    """A backend that decides spoken turns itself (a realtime model's own turn detection): it hears the
+    microphone instead of our VAD, and calls the session's `backend_*` methods (and `begin_backend_turn`)."""
+
+    detects_turns: bool
+
+    def listen(self, session: LiveSession) -> None: ...
+
+    def hear(self, pcm: bytes) -> None: ...
+
+
 class LiveSession:
     def __init__(
         self,
@@ -104,6 +116,9 @@ class LiveSession:
             agent_idle_timeout_s=settings.agent_idle_timeout_s,
         )
         self._vad = vad  # server VAD on: the server's shared VAD worker runs this session's stream
+        # the backend's own turn detection replaces our VAD: the microphone goes to it (`_on_audio`)
+        self._backend_turns = isinstance(answerer, DetectsTurns) and answerer.detects_turns
+        self._backend_speech: list[float | None] = [None, None]  # its speech start and stop (clock)
         self._vad_stream: VadStream | None = None
         self._turn_taking: TurnTaking | None = None  # server VAD with end_of_turn=model: when the user is done
         self.vad_lags_ms: deque[float] = deque(maxlen=1024)  # per VAD cycle: oldest audio queued -> its events
@@ -158,7 +173,9 @@ class LiveSession:
     # ------------------------------------------------------------ lifecycle
 
     def open(self) -> None:
-        if self._vad is not None:
+        if self._backend_turns:
+            self._ctx.answerer.listen(self)  # type: ignore[attr-defined]
+        elif self._vad is not None:
             stream = self._vad_stream = self._vad.open(self._on_vad, self.vad_lags_ms)
             if self.settings.end_of_turn == "model":
                 self._turn_taking = TurnTaking(
@@ -174,7 +191,7 @@ class LiveSession:
                 session_id=self.id,
                 conversation_id=self.conversation.conversation_id,
                 username=self.conversation.username,
-                server_vad=self._vad is not None,
+                server_vad=self._vad is not None or self._backend_turns,
                 output_format=self._ctx.output.audio_format,
                 output_sample_rate=self._ctx.output.sample_rate,
                 backend=self._ctx.answerer.backend,
@@ -216,6 +233,8 @@ class LiveSession:
                 self._on_start_speaking(stamp)
             case EndSpeaking(stamp=stamp):
                 self._on_end_speaking(stamp)
+            case SubmitUtterance(pcm=pcm) if self._backend_turns:
+                self._ctx.answerer.hear(pcm)  # type: ignore[attr-defined]  # the backend decides the turn
             case SubmitUtterance(pcm=pcm):
                 now = self._clock()
                 self._begin_turn(pcm=pcm, spoken=(now - len(pcm) / (2 * INPUT_SAMPLE_RATE), now))
@@ -260,6 +279,9 @@ class LiveSession:
         if stamp != self._stamp:
             self._error(ErrorCode.STAMP_MISMATCH, "end_speaking stamp does not match start_speaking")
             return
+        if self._backend_turns:  # its audio went to the backend, whose detection ends the turn
+            self._utterance = self._stamp = None
+            return
         pcm, self._utterance, self._stamp = bytes(self._utterance), None, None
         if not pcm:
             self._error(ErrorCode.INVALID_AUDIO, "the utterance held no audio")
@@ -267,6 +289,10 @@ class LiveSession:
         self._begin_turn(pcm=pcm, spoken=(self._utterance_started, self._clock()))
 
     def _on_audio(self, pcm: bytes) -> None:
+        if self._backend_turns:  # the backend hears all of it (its backlog is bounded)
+            if not self.muted:
+                self._ctx.answerer.hear(pcm)  # type: ignore[attr-defined]
+            return
         if self._utterance is not None:
             limit = self.settings.limits.max_utterance_ms
             if (len(self._utterance) + len(pcm)) * 1000 // (2 * INPUT_SAMPLE_RATE) > limit:
@@ -374,6 +400,41 @@ class LiveSession:
         self._turn = turn
         turn.start(asyncio.create_task(turn.run(), name=f"live-turn-{turn.id}"))
 
+    # ------------------------------------------------------------ the backend's turn detection
+
+    def backend_speech_started(self) -> None:
+        """The backend heard the user start: as our VAD's speech, a barge-in of the running or playing answer."""
+        self._user_speaking = True
+        self._backend_speech = [self._clock(), None]
+        self._sink(SpeechDetected("speech_start"))
+        self._barge_in("speech")
+
+    def backend_speech_stopped(self) -> None:
+        if self._user_speaking:
+            self._user_speaking = False
+            self._sink(SpeechDetected("speech_end"))
+        if self._backend_speech[1] is None:
+            self._backend_speech[1] = self._clock()
+
+    def begin_backend_turn(self) -> Turn | None:
+        """The backend ended the utterance and answers it (its audio is there, not here): the next turn,
+        or None when the busy policy refuses it."""
+        self.backend_speech_stopped()
+        now = self._clock()
+        started, stopped = self._backend_speech
+        self._backend_speech = [None, None]
+        end = stopped if stopped is not None else now
+        before = self._turn
+        self._begin_turn(
+            pcm=b"", spoken=(started if started is not None else end, end), started_at=end, decided_at=now,
+            decided={"eot_mode": "backend"},
+        )  # fmt: skip
+        return self._turn if self._turn is not before else None
+
+    def backend_error(self, code: ErrorCode, message: str) -> None:
+        """The backend cannot hear the user now (e.g. its provider is unreachable)."""
+        self._error(code, message)
+
     # ------------------------------------------------------------ speculation (TurnTaking's Speculator)
 
     def speculate(self, paused: SpeechPaused) -> bool:
@@ -472,7 +533,7 @@ class LiveSession:
         if cause == "speech":
             if not (settings.barge_in_enabled and settings.busy_policy == "interrupt"):
                 return True
-            if self._pause_play:
+            if self._pause_play and not self._backend_turns:  # (the model stops its answer at speech itself)
                 if speech_ms is None or speech_ms < settings.barge_in_meant_ms:
                     turn.pause()  # the words decide, once the utterance ends (`_judge`)
                     return True

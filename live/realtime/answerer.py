@@ -19,6 +19,16 @@ session closes), so a cut while it still plays keeps only what was heard.
 
 A provider failure is a coded error; with `fallback`, a turn that produced no
 audio yet is answered by the cascade instead (metrics `backend: "cascade"`).
+
+With the model's own turn detection (`turn_detection` "server_vad" or
+"semantic_vad"), the session hands the microphone to `hear()` and the answerer
+streams it to the session in use (one sender task, a bounded backlog). One
+listener task then owns the provider session's events: the model's
+`speech_started` is the session's barge-in, its commit starts a turn
+(`LiveSession.begin_backend_turn`) whose answer the model already creates, and
+every other event is copied to the inbox of each exchange still reading
+(`RealtimeRun.inbox`). The listener also swaps to the warm spare when the
+session ends or, while nobody speaks, nears its age limit.
 """
 
 from __future__ import annotations
@@ -27,9 +37,10 @@ import asyncio
 import contextlib
 import re
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from ..audio.resample import StreamResampler
 from ..audio.wav import pcm16_to_wav
@@ -47,6 +58,7 @@ from .client import RealtimeFailure, RealtimePool, RealtimeSession, RealtimeSett
 from .events import (
     MODEL_RATE,
     AudioDelta,
+    InputCommitted,
     InputTranscript,
     InputTranscriptFailed,
     RealtimeError,
@@ -54,8 +66,11 @@ from .events import (
     ResponseDone,
     ResponseStarted,
     SessionConfig,
+    SpeechStarted,
+    SpeechStopped,
     ToolCallRequested,
     TranscriptDelta,
+    TurnDetection,
     encode_response_cancel,
     encode_truncate,
     realtime_error,
@@ -71,6 +86,9 @@ TRANSCRIPT_WAIT_S = 2.0  # after the answer: how long the model's transcription 
 WAV_CHUNK_MS = 200  # wav clients get the audio as WAVs of about this length (the first at once)
 REMEMBER_MARGIN_S = 1.0  # a completed answer is written this long after it should have finished playing
 UNTRANSCRIBED = "(spoken; the realtime model gave no transcript)"
+MIC_BACKLOG_MS = 5000  # the model's turn detection: microphone audio held while no session can take it
+QUIET_EVENT = "lm_quiet_"  # the event id prefix of our events whose errors mean nothing
+LISTEN_TICK_S = 5.0  # how often an idle listener checks whether its session nears the age limit
 _SENTENCE = re.compile(r"[^.!?。！？…]*(?:[.!?。！？…]+|$)")
 SPEECH_MS_PER_CHAR = 65.0  # a voice's pace before any item ended: ~15 Latin characters a second
 CJK_CHAR_WEIGHT = 3  # a Han or kana character takes about as long to say as three Latin ones
@@ -288,32 +306,57 @@ class RealtimeRun:
         self.calls: list[ToolCallRequested] = []  # requested by the current response
         self.open_calls: list[str] = []  # call ids without an output yet
         self.remembered = False
-        self._ignored: set[str] = set()  # our event ids whose errors mean nothing (a late cancel, a truncate)
+        # the model's turn detection: this exchange's copy of the session's events, and the user item it answers
+        self.inbox: asyncio.Queue | None = None
+        self.input_item = ""
+        self.awaiting_response = False  # asked for a response whose response.created has not come yet
+        self._quiet = 0  # our events whose errors mean nothing (a late cancel, a truncate), sent so far
         self._cancel: asyncio.Task | None = None
         self._stopped = False
 
     # -------- events (the answer loop and closed() both read through here)
 
+    def expect_response(self) -> None:
+        """A response to this exchange was asked for (by us, or by the model's turn detection)."""
+        self.response_active = True
+        self.awaiting_response = True
+
+    def owns_input(self, item_id: str) -> bool:
+        """Whether a transcription is of this exchange's user audio (any, when the item is not known)."""
+        return not self.input_item or not item_id or item_id == self.input_item
+
+    async def next_event(self) -> object:
+        """The next event of the session: read directly, or copied here by the model-detection listener."""
+        if self.inbox is not None:
+            return await self.inbox.get()
+        return await self.session.next_event()
+
     def take(self, event: object) -> None:
         """Note what an event says about this exchange."""
         match event:
-            case ResponseStarted(response_id=response_id):
+            case ResponseStarted(response_id=response_id) if self.awaiting_response:
                 self.response_id = response_id
+                self.awaiting_response = False
             case ResponseDone(response_id=response_id) if not _of_other_response(self, response_id):
                 self.response_active = False
-            case InputTranscript(text=text, final=True) if self.voice and self.user_text is None:
+            case InputTranscript(text=text, final=True, item_id=item_id) if (
+                self.voice and self.user_text is None and self.owns_input(item_id)
+            ):
                 self.user_text = text.strip()
                 self.turn.mark("stt_done")
             case ToolCallRequested():
                 self.calls.append(event)
                 self.open_calls.append(event.call_id)
 
-    def ignorable(self, error: RealtimeError) -> bool:
-        return bool(error.client_event_id) and error.client_event_id in self._ignored
+    @staticmethod
+    def ignorable(error: RealtimeError) -> bool:
+        """An error about an event of ours that may fail harmlessly (any exchange's: with the model's turn
+        detection, every exchange reading sees it)."""
+        return error.client_event_id.startswith(QUIET_EVENT)
 
     async def send_ignoring_errors(self, event: dict) -> None:
-        event_id = event.setdefault("event_id", f"lm_quiet_{self.turn.id}_{len(self._ignored)}")
-        self._ignored.add(event_id)
+        self._quiet += 1
+        event.setdefault("event_id", f"{QUIET_EVENT}{self.turn.id}_{self._quiet}")
         await self.session.send(event)
 
     # -------- AgentRun
@@ -342,7 +385,7 @@ class RealtimeRun:
                 transcript_by = transcript_by or time.monotonic() + TRANSCRIPT_WAIT_S
             left = None if transcript_by is None else max(0.0, transcript_by - time.monotonic())
             try:  # the caller bounds the wait for the response's end
-                event = await asyncio.wait_for(self.session.next_event(), left)
+                event = await asyncio.wait_for(self.next_event(), left)
             except TimeoutError:
                 return
             if event is None:
@@ -359,10 +402,34 @@ class RealtimeRun:
             for call_id in self.open_calls:  # a call cut before its output: the model is told, not left waiting
                 await self.session.send_tool_result(call_id, "cancelled: the user interrupted", respond=False)
             self.open_calls.clear()
+        self._answerer.unsubscribe(self.inbox)
         self._answerer.remember(self, heard, interrupted=True)
 
 
 # ---------------------------------------------------------------- the backend
+
+
+class BackendTurns(Protocol):
+    """What the live session offers a backend that detects turns itself (`LiveSession`)."""
+
+    @property
+    def hearing_user(self) -> bool: ...
+
+    def backend_speech_started(self) -> None: ...
+
+    def backend_speech_stopped(self) -> None: ...
+
+    def begin_backend_turn(self) -> Turn | None: ...
+
+    def backend_error(self, code: ErrorCode, message: str) -> None: ...
+
+
+@dataclass
+class _ModelInput:
+    """A user item the model committed by itself: the turn that answers it reads `inbox`."""
+
+    item_id: str
+    inbox: asyncio.Queue
 
 
 class RealtimeAnswerer:
@@ -380,10 +447,13 @@ class RealtimeAnswerer:
         transcription_model: str = "",
         fallback: CascadeAnswerer | None = None,
         pool: RealtimePool | None = None,
+        turn_detection: TurnDetection = "ours",
     ) -> None:
         self.conversation = conversation
         self._host = host
         self._voice = voice
+        self._turn_detection: TurnDetection = turn_detection
+        self.detects_turns = turn_detection != "ours"  # the model ends spoken turns (see the module docstring)
         self._transcription_model = transcription_model
         self._fallback = fallback
         self.pool = pool or RealtimePool(settings)
@@ -395,6 +465,15 @@ class RealtimeAnswerer:
         self._refresh: asyncio.Task | None = None  # the latest re-read of the host's context
         self._last_write: asyncio.Task | None = None  # the latest exchange being written
         self._closed = False
+        # the model's turn detection
+        self._turns: BackendTurns | None = None
+        self._inboxes: list[asyncio.Queue] = []  # of the exchanges still reading the session's events
+        self._model_inputs: dict[str, _ModelInput] = {}  # turn id -> the user item it answers
+        self._mic: deque[bytes] = deque()
+        self._mic_bytes = 0
+        self._mic_ready = asyncio.Event()
+        self._live = asyncio.Event()  # the listener reads a usable session
+        self._swap_note: dict[str, object] | None = None  # how the listener got its session, for the next turn
         self._prepared = self._spawn(self._prepare(), "prepare")
 
     @property
@@ -431,7 +510,7 @@ class RealtimeAnswerer:
             instructions=context.instructions,
             voice=self._voice,
             tools=context.tools,
-            turn_detection="ours",
+            turn_detection=self._turn_detection,
             input_transcription_model=self._transcription_model,
             history=context.history,
         )
@@ -440,10 +519,18 @@ class RealtimeAnswerer:
         """The session in use while it is good; else the warm spare (a handshake only on a cold start)."""
         with contextlib.suppress(Exception):
             await asyncio.wait_for(asyncio.shield(self._prepared), CONTEXT_TIMEOUT_S)
+        if self.detects_turns:
+            return await self._listened_session(turn)
         session = self.session
         if session is not None and session.usable and not session.expiring():
             turn.extra["realtime_swap"] = "kept"
             return session
+        turn.extra.update(await self._take())
+        return self.session  # type: ignore[return-value]
+
+    async def _take(self) -> dict[str, object]:
+        """Retire the session in use and take the spare, told the latest exchanges; how it went, for metrics."""
+        session = self.session
         if session is not None:
             self._retire(session)
         for latest in ("_last_write", "_refresh"):  # the spare is told the latest exchanges before it takes over
@@ -456,9 +543,135 @@ class RealtimeAnswerer:
         self.session = await self.pool.take(
             None if self.pool.last_error is None else FAIL_FAST_TAKE_S, fail_fast=True
         )
-        turn.extra["realtime_swap"] = "warm" if ready else "cold"
-        turn.extra["realtime_take_ms"] = round((time.monotonic() - started) * 1000, 1)
-        return self.session
+        return {
+            "realtime_swap": "warm" if ready else "cold",
+            "realtime_take_ms": round((time.monotonic() - started) * 1000, 1),
+        }
+
+    async def _listened_session(self, turn: Turn) -> RealtimeSession:
+        """The model's turn detection: the session the listener reads (it swaps them, not the turns)."""
+        settings = self.pool.settings
+        wait = FAIL_FAST_TAKE_S if self.pool.last_error is not None else settings.connect_timeout
+        try:
+            await asyncio.wait_for(self._live.wait(), wait + settings.configure_timeout)
+        except TimeoutError:
+            error = self.pool.last_error or realtime_error(RealtimeErrorCode.TIMEOUT, "no realtime session is ready")
+            raise RealtimeFailure(error) from None
+        session = self.session
+        if session is None or not session.usable:
+            raise RealtimeFailure(realtime_error(RealtimeErrorCode.DISCONNECTED, "the realtime session ended"))
+        turn.extra.update(self._swap_note or {"realtime_swap": "kept"})
+        self._swap_note = None
+        return session
+
+    # ------------------------------------------------------------ the model's turn detection
+
+    def listen(self, turns: BackendTurns) -> None:
+        """The live session hands over its microphone (`hear`) and takes the turns the model detects."""
+        if self._turns is None and self.detects_turns:
+            self._turns = turns
+            self._spawn(self._listen(), "listen")
+            self._spawn(self._send_microphone(), "microphone")
+
+    def hear(self, pcm: bytes) -> None:
+        """Microphone PCM16 at 16 kHz, as it arrives: queued for the sender (never waits; oldest dropped first)."""
+        self._mic.append(pcm)
+        self._mic_bytes += len(pcm)
+        while self._mic_bytes > MIC_BACKLOG_MS * INPUT_SAMPLE_RATE * 2 // 1000 and len(self._mic) > 1:
+            self._mic_bytes -= len(self._mic.popleft())
+        self._mic_ready.set()
+
+    async def _send_microphone(self) -> None:
+        """Append what the microphone queued to the session in use, as one event per wake-up."""
+        while True:
+            await self._mic_ready.wait()
+            self._mic_ready.clear()
+            session = self.session
+            if not self._mic or session is None or not session.usable or not self._live.is_set():
+                continue  # held (bounded) until the listener has a session again
+            pcm = b"".join(self._mic)
+            self._mic.clear()
+            self._mic_bytes = 0
+            with contextlib.suppress(RealtimeFailure):  # the listener sees the session end
+                await session.append_audio(pcm, rate=INPUT_SAMPLE_RATE)
+
+    def subscribe(self) -> asyncio.Queue:
+        inbox: asyncio.Queue = asyncio.Queue()
+        self._inboxes.append(inbox)
+        return inbox
+
+    def unsubscribe(self, inbox: asyncio.Queue | None) -> None:
+        if inbox is not None and inbox in self._inboxes:
+            self._inboxes.remove(inbox)
+
+    async def _listen(self) -> None:
+        """Keep a session, read its events, start the turns the model detects (see the module docstring)."""
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.shield(self._prepared), CONTEXT_TIMEOUT_S)
+        failures = 0
+        while not self._closed:
+            session = self.session
+            if session is None or not session.usable or (session.expiring() and self._idle()):
+                try:
+                    self._swap_note = await self._take()
+                except RealtimeFailure as exc:
+                    if failures == 0 and self._turns is not None:  # once per outage, not per retry
+                        self._turns.backend_error(error_code(exc.error), exc.error.message)
+                    failures += 1
+                    await asyncio.sleep(min(5.0, 0.5 * failures))
+                    continue
+                failures = 0
+                session = self.session
+            assert session is not None
+            self._live.set()
+            self._mic_ready.set()  # what the microphone queued meanwhile goes out now
+            await self._read(session)
+            self._live.clear()
+            for inbox in self._inboxes:  # the exchanges reading it learn that it ended
+                inbox.put_nowait(None)
+
+    def _idle(self) -> bool:
+        return not self._inboxes and not (self._turns is not None and self._turns.hearing_user)
+
+    async def _read(self, session: RealtimeSession) -> None:
+        """Until the session ends (or nears its age limit while idle): route each event."""
+        while True:
+            try:
+                event = await asyncio.wait_for(session.next_event(), LISTEN_TICK_S)
+            except TimeoutError:
+                if session.expiring() and self._idle():
+                    return
+                continue
+            if event is None:
+                if self.session is session:
+                    self._retire(session)
+                return
+            self._route(session, event)
+
+    def _route(self, session: RealtimeSession, event: object) -> None:
+        turns = self._turns
+        match event:
+            case SpeechStarted() if turns is not None:
+                turns.backend_speech_started()  # the session's barge-in (the model stops its answer itself)
+            case SpeechStopped() if turns is not None:
+                turns.backend_speech_stopped()
+            case InputCommitted(item_id=item_id) if turns is not None:
+                inbox = self.subscribe()  # before the turn exists: its answer's events are kept from here on
+                turn = turns.begin_backend_turn()
+                if turn is None:  # the session refused it (busy policy): the model's answer is not wanted
+                    self.unsubscribe(inbox)
+                    self._spawn(self._cancel_unwanted(session), "cancel")
+                else:
+                    self._model_inputs[turn.id] = _ModelInput(item_id, inbox)
+                return
+            case RealtimeError() if not self._inboxes:
+                logger.info("live realtime: between turns: %s (%s)", event.code.value, event.provider_message)
+        for inbox in self._inboxes:
+            inbox.put_nowait(event)
+
+    async def _cancel_unwanted(self, session: RealtimeSession) -> None:
+        with contextlib.suppress(RealtimeFailure):
+            await session.send({**encode_response_cancel(), "event_id": f"{QUIET_EVENT}unwanted_{session.number}"})
 
     def _retire(self, session: RealtimeSession) -> None:
         if self.session is session:
@@ -468,6 +681,18 @@ class RealtimeAnswerer:
     # ------------------------------------------------------------ a turn
 
     async def answer(self, turn: Turn) -> None:
+        model_input = self._model_inputs.pop(turn.id, None)  # a turn the model's detection started
+        inbox = model_input.inbox if model_input else (self.subscribe() if self.detects_turns else None)
+        run: RealtimeRun | None = None
+        try:
+            run = await self._answer(turn, model_input, inbox)
+        finally:
+            if inbox is not None and (run is None or not turn.cut or turn.agent_run is not run):
+                self.unsubscribe(inbox)  # (a cut exchange reads on until `keep_heard`)
+
+    async def _answer(
+        self, turn: Turn, model_input: _ModelInput | None, inbox: asyncio.Queue | None
+    ) -> RealtimeRun | None:
         turn.extra["backend"] = self.backend
         if turn.text is not None:  # typed, or spoken and already transcribed; else the model transcribes it
             turn.emit(UserTranscribed(turn.id, turn.text, int(time.time() * 1000), turn.viewers))
@@ -486,16 +711,22 @@ class RealtimeAnswerer:
             session = await self._session_for(turn)
         except RealtimeFailure as exc:
             await self._failed(turn, None, playback, exc.error)
-            return
+            return None
         turn.extra["realtime_session"] = session.number
         run = RealtimeRun(self, session, turn, playback)
+        run.inbox = inbox
         turn.agent_run, turn.stage = run, playback
         try:
-            await self._ask(turn, run)
+            if model_input is None:
+                await self._ask(turn, run)
+            else:  # the model committed the audio and creates the answer itself
+                run.input_item = model_input.item_id
+                run.expect_response()
+                turn.mark("agent_start")
             await self._stream(turn, run)
         except RealtimeFailure as exc:
             await self._failed(turn, run, playback, exc.error)
-            return
+            return run
         playback.end()
         if not playback.produced_audio:
             turn.emit(BotReplied(turn.id, turn.reply_text, int(time.time() * 1000)))
@@ -504,11 +735,12 @@ class RealtimeAnswerer:
         turn.emit(turn.metrics())
         turn.set_state("listening")
         self._hold_until_played(run, turn)
+        return run
 
     async def _ask(self, turn: Turn, run: RealtimeRun) -> None:
         session = run.session
-        for stale in session.pending_events():  # what came after the last turn (a late truncation ack, limits)
-            if isinstance(stale, RealtimeError):
+        for stale in () if run.inbox is not None else session.pending_events():  # since the last turn
+            if isinstance(stale, RealtimeError):  # (a late truncation ack, limits)
                 logger.info("live realtime: between turns: %s", stale.code.value)
         if turn.pcm is not None:
             step = INPUT_SAMPLE_RATE * 2  # one second per append event
@@ -517,7 +749,7 @@ class RealtimeAnswerer:
             await session.commit()
         else:
             await session.send_text(turn.text or "")
-        run.response_active = True
+        run.expect_response()
         await session.create_response()
         turn.mark("agent_start")
 
@@ -529,7 +761,7 @@ class RealtimeAnswerer:
         try:
             async with asyncio.timeout(idle) as deadline:
                 while True:
-                    event = await session.next_event()
+                    event = await run.next_event()
                     if event is None:  # the reader ended without an error event (closed under us)
                         raise RealtimeFailure(session.ended or realtime_error(RealtimeErrorCode.DISCONNECTED))
                     deadline.reschedule(loop.time() + idle)
@@ -553,7 +785,7 @@ class RealtimeAnswerer:
                 if run.voice and run.user_text is None and self.transcribes:
                     deadline.reschedule(loop.time() + TRANSCRIPT_WAIT_S)
                     while run.user_text is None:
-                        event = await session.next_event()
+                        event = await run.next_event()
                         if event is None:
                             break
                         run.take(event)
@@ -582,7 +814,7 @@ class RealtimeAnswerer:
                 if event.spoken:
                     run.playback.text(event)
                 return True
-            case InputTranscript(final=True) if run.voice and not run.user_told:
+            case InputTranscript(final=True) if run.voice and not run.user_told and run.owns_input(event.item_id):
                 self._tell_user(turn, run)
                 return True
             case InputTranscriptFailed(error=error):
@@ -610,7 +842,7 @@ class RealtimeAnswerer:
             names.append(call.name)  # type: ignore[union-attr]
             await run.session.send_tool_result(call.call_id, output, respond=False)
             run.open_calls.remove(call.call_id)
-        run.response_active = True
+        run.expect_response()
         await run.session.create_response()
 
     # ------------------------------------------------------------ failures
@@ -622,7 +854,13 @@ class RealtimeAnswerer:
         session = run.session if run is not None else None
         if session is not None and error.code is not RealtimeErrorCode.REFUSED:
             self._retire(session)  # the next turn takes a fresh session, which knows the host's history
+        words = run.user_text if run is not None and run.user_told else turn.text
+        # the cascade answers the words the client was told, or transcribes the utterance (none is held here
+        # when the model's detection took the audio)
+        answerable = words is not None or bool(turn.pcm)
         fallback = self._fallback if (self._fallback is not None and not playback.produced_audio) else None
+        if not answerable:
+            fallback = None
         if error.code is RealtimeErrorCode.REFUSED:
             fallback = None  # the model's refusal is its answer
         message = error.message + (" This turn is answered by the cascaded backend." if fallback else "")
@@ -634,7 +872,6 @@ class RealtimeAnswerer:
             turn.stage = turn.agent_run = None
             turn.reply_text = ""  # text the model wrote before failing is not part of the cascade's answer
             turn.extra["backend"] = fallback.backend
-            words = run.user_text if run is not None and run.user_told else turn.text
             if words is not None:  # the client was told them: the cascade answers them
                 await fallback.reply(turn, words)
             else:  # its own speech-to-text first

@@ -168,6 +168,8 @@ class LiveServer:
             voice=backend.voice,
             transcription_model=backend.transcription_model,
             fallback=CascadeAnswerer() if backend.fallback else None,
+            # the model's own detection replaces our server VAD; a `vad=off` client delimits its turns itself
+            turn_detection=backend.turn_detection if request.server_vad else "ours",
         )
 
     def _chat_factory(self, app, access, conversation: Conversation):

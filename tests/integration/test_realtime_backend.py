@@ -285,6 +285,139 @@ async def test_pause_play_on_the_realtime_backend_a_backchannel_resumes_and_a_me
     assert not [f for f in client.frames if f["t"] == "user_msg" and f["turn"] == nxt["turn"] and f is not nxt]
 
 
+# ---------------------------------------------------------------- the model's own turn detection
+
+
+def vad_states(client) -> list[str]:
+    return [f["data"]["state"] for f in client.frames if f["t"] == "vad"]
+
+
+async def test_the_models_turn_detection_decides_a_spoken_turn(connect, fake, realtime, use_realtime, say):
+    """`realtime_turn_detection=server_vad`: the microphone streams to the model as it arrives; the model's
+    detection (the fake's energy VAD) commits the utterance and answers it; our VAD ends nothing."""
+    use_realtime(turn_detection="server_vad")
+    conversation = f"rt-model-vad-{uuid.uuid4().hex[:8]}"
+    realtime.hear("what time is it")
+    realtime.script(ScriptedResponse("It is noon.", chunk_ms=100))
+    client = await connect(backend="realtime", conversation_id=conversation)
+    assert (await client.until("hello"))["data"]["server_vad"] is True  # the server side decides turns
+    quiet = bytes(2 * 16000)
+    words = say("What time is it?")
+    await stream(client, quiet[:8000] + words + quiet)
+    user = await client.until("user_msg")
+    turn = user["turn"]
+    assert user["data"]["text"] == "what time is it"
+    end = await client.until("end", turn=turn)
+    assert end["data"] == {"interrupted": False, "text": "It is noon."}
+    metrics = (await client.until("metrics", turn=turn))["data"]
+    assert metrics["input"] == "voice" and metrics["eot_mode"] == "backend" and metrics["backend"] == "realtime"
+    timeline = metrics["timeline"]
+    assert timeline["speech_end"] == 0 <= timeline["eot_decided"] <= timeline["first_audio"] <= timeline["turn_end"]
+    assert "stt_done" in timeline
+    assert vad_states(client)[:2] == ["speech_start", "speech_end"]  # from the model's speech events
+    kinds = [f["t"] for f in client.frames]
+    assert kinds.index("vad") < kinds.index("user_msg")
+    audio = [f for f in client.of_turn(turn) if f["t"] == "response"]
+    assert abs(sum(wav_ms(f) for f in audio) - len("It is noon.") * MS_PER_CHAR) < 5
+    # what the model got: the whole stream (speech and silence, resampled to 24 kHz), no commit or
+    # response.create of ours, and a session configured for its own detection
+    assert sum(realtime.appended_bytes.values()) >= (8000 + len(words)) * 3 // 2
+    assert "input_audio_buffer.commit" not in realtime.received_types()
+    assert "response.create" not in realtime.received_types()
+    assert len(realtime.commits) == 0 and realtime.session_updates[0]["audio"]["input"]["turn_detection"] == {
+        "type": "server_vad"
+    }
+    await asyncio.sleep(len("It is noon.") * MS_PER_CHAR / 1000 + 1.2)  # played, then written to history
+    await client.close()
+    history = await cascaded_turn(connect, fake, conversation)
+    assert ("user", "what time is it") in history and ("assistant", "It is noon.") in history
+
+
+async def test_speech_the_model_hears_over_its_answer_cuts_it_at_the_heard_ms(
+    connect, fake, realtime, use_realtime, say
+):
+    """The model's `speech_started` is the session's barge-in: stop_play, cancel (the model has stopped
+    already), truncate at the estimated heard ms; the interruption is the next turn, decided by the model."""
+    use_realtime(turn_detection="server_vad")
+    conversation = f"rt-model-cut-{uuid.uuid4().hex[:8]}"
+    realtime.hear("tell me a story", "stop please")
+    realtime.script(ScriptedResponse(STORY, chunk_ms=100, pace=1.0), ScriptedResponse("Okay, stopping."))
+    client = await connect(backend="realtime", conversation_id=conversation)
+    await client.until("hello")
+    quiet = bytes(2 * 16000)
+    await stream(client, quiet[:8000] + say("Tell me a story please.") + quiet)
+    user = await client.until("user_msg")
+    turn = user["turn"]
+    got_ms = 0.0
+    while got_ms < 800:
+        got_ms += wav_ms(await client.until("response", turn=turn))
+    await stream(client, say("Stop, please stop.") + quiet)
+    await client.until("stop_play", turn=turn)
+    end = await client.until("end", turn=turn)
+    assert end["data"]["interrupted"] is True
+    second = await client.until("user_msg")
+    assert second["data"]["text"] == "stop please" and second["turn"] != turn
+    assert (await client.until("end", turn=second["turn"]))["data"]["text"] == "Okay, stopping."
+    await eventually(lambda: realtime.truncations, what="the truncation")
+    cut = realtime.truncations[0]
+    assert 0 < cut.audio_end_ms <= cut.sent_audio_ms < len(STORY) * MS_PER_CHAR
+    assert end["data"]["heard"] == "" or STORY.startswith(end["data"]["heard"])
+    assert "input_audio_buffer.commit" not in realtime.received_types()
+    await asyncio.sleep(len("Okay, stopping.") * MS_PER_CHAR / 1000 + 1.2)  # played, then written to history
+    await client.close()
+    history = await cascaded_turn(connect, fake, conversation)
+    assert ("user", "stop please") in history and not any(STORY in text for _role, text in history)
+
+
+async def test_a_text_turn_with_the_models_turn_detection(connect, fake, realtime, use_realtime):
+    use_realtime(turn_detection="semantic_vad")
+    realtime.script(ScriptedResponse("Typed and answered."))
+    client = await connect(backend="realtime")
+    await client.until("hello")
+    turn = await text_turn(client, "a typed question")
+    assert (await client.until("end", turn=turn))["data"]["text"] == "Typed and answered."
+    metrics = (await client.until("metrics", turn=turn))["data"]
+    assert metrics["input"] == "text" and metrics["backend"] == "realtime"
+    assert realtime.session_updates[0]["audio"]["input"]["turn_detection"] == {"type": "semantic_vad"}
+    kinds = realtime.received_types()
+    assert kinds.index("conversation.item.create", kinds.index("session.update")) < kinds.index("response.create")
+
+
+async def test_a_hot_swap_with_the_models_turn_detection(astrbot, connect, fake, realtime, use_realtime, say):
+    """The session in use expires: the listener takes the warm spare (configured for the model's detection,
+    told the first exchange) before the user speaks again; the spoken turn is answered on it."""
+    use_realtime(turn_detection="server_vad")
+    realtime.hear("first question", "second question")
+    realtime.script(ScriptedResponse("First answer."), ScriptedResponse("Second answer."))
+    client = await connect(backend="realtime")
+    await client.until("hello")
+    quiet = bytes(2 * 16000)
+    await stream(client, quiet[:8000] + say("What is the first thing?") + quiet)
+    first = (await client.until("user_msg"))["turn"]
+    await client.until("end", turn=first)
+    m1 = (await client.until("metrics", turn=first))["data"]
+    await asyncio.sleep(len("First answer.") * MS_PER_CHAR / 1000 + 1.2)  # played, and written to history
+    await spare_ready(astrbot)
+    in_use = next(h.connection for h in realtime.handshakes if h.connection in realtime.appended_bytes)
+    await realtime.expire(in_use)
+    await eventually(lambda: any(n == in_use for _at, n in realtime.closes), what="the expired session to close")
+    await stream(client, quiet[:8000] + say("And the second thing?") + quiet)
+    second = await client.until("user_msg")
+    assert second["data"]["text"] == "second question"
+    assert (await client.until("end", turn=second["turn"]))["data"]["text"] == "Second answer."
+    m2 = (await client.until("metrics", turn=second["turn"]))["data"]
+    assert m2["realtime_swap"] == "warm" and m2["realtime_session"] != m1["realtime_session"]
+    swapped_to = [n for n in realtime.appended_bytes if n != in_use]
+    assert len(swapped_to) == 1
+    updates = [r.event["session"] for r in realtime.received
+               if r.connection == swapped_to[0] and r.event["type"] == "session.update"]  # fmt: skip
+    assert updates and all(u["audio"]["input"]["turn_detection"] == {"type": "server_vad"} for u in updates)
+    told = [r.event["item"] for r in realtime.received
+            if r.connection == swapped_to[0] and r.event["type"] == "conversation.item.create"]  # fmt: skip
+    texts = [item["content"][0]["text"] for item in told if item.get("type") == "message"]
+    assert texts[-2:] == ["first question", "First answer."], texts
+
+
 # ---------------------------------------------------------------- barge-in and history
 
 

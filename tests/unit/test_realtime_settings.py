@@ -44,11 +44,20 @@ def test_the_config_is_read_and_clamped():
 def test_every_realtime_setting_is_in_the_schema_with_a_hint():
     keys = ["backend", "realtime_url", "realtime_api_key", "realtime_model", "realtime_voice", "realtime_api",
             "realtime_input_rate", "realtime_transcription_model", "realtime_fallback",
-            "realtime_max_session_minutes"]  # fmt: skip
+            "realtime_max_session_minutes", "realtime_turn_detection"]  # fmt: skip
     for key in keys:
         assert key in SCHEMA and SCHEMA[key]["hint"].strip() and SCHEMA[key]["description"].strip(), key
     assert SCHEMA["backend"]["options"] == ["cascade", "realtime"] and SCHEMA["backend"]["default"] == "cascade"
     assert SCHEMA["realtime_api"]["options"] == ["ga", "beta"]
+    assert SCHEMA["realtime_turn_detection"]["options"] == ["ours", "server_vad", "semantic_vad"]
+    assert SCHEMA["realtime_turn_detection"]["default"] == "ours"
+
+
+def test_turn_detection_is_ours_unless_the_models_is_chosen():
+    assert LiveSettings.from_config({}).realtime.turn_detection == "ours"
+    for mode in ("server_vad", "Semantic_VAD"):
+        assert LiveSettings.from_config({"realtime_turn_detection": mode}).realtime.turn_detection == mode.lower()
+    assert LiveSettings.from_config({"realtime_turn_detection": "telepathy"}).realtime.turn_detection == "ours"
 
 
 def test_client_settings_follow_the_plugin_settings():
