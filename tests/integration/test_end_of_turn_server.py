@@ -57,7 +57,9 @@ CONTINUATION = "book a table for two people tonight."
 
 
 async def test_a_thinking_pause_shorter_than_the_long_limit_stays_one_turn(astrbot, connect, fake, say, tune):
-    tune(end_of_turn_speculation=False)  # one transcription; with answering ahead: test_speculation_server.py
+    # one transcription (with answering ahead: test_speculation_server.py); a loaded machine's slow model
+    # must not lose to the fallback silence
+    tune(end_of_turn_speculation=False, vad_silence_ms=1500)
     fake.script_transcript("i need to um book a table for two people tonight")
     fake.script_reply("For two, tonight. Done.")
     client = await connect()
