@@ -430,6 +430,7 @@ class _ModelInput:
 
     item_id: str
     inbox: asyncio.Queue
+    turn: Turn
 
 
 class RealtimeAnswerer:
@@ -551,9 +552,10 @@ class RealtimeAnswerer:
     async def _listened_session(self, turn: Turn) -> RealtimeSession:
         """The model's turn detection: the session the listener reads (it swaps them, not the turns)."""
         settings = self.pool.settings
-        wait = FAIL_FAST_TAKE_S if self.pool.last_error is not None else settings.connect_timeout
+        failing = self.pool.last_error is not None
+        wait = FAIL_FAST_TAKE_S if failing else settings.connect_timeout + settings.configure_timeout
         try:
-            await asyncio.wait_for(self._live.wait(), wait + settings.configure_timeout)
+            await asyncio.wait_for(self._live.wait(), wait)
         except TimeoutError:
             error = self.pool.last_error or realtime_error(RealtimeErrorCode.TIMEOUT, "no realtime session is ready")
             raise RealtimeFailure(error) from None
@@ -650,6 +652,10 @@ class RealtimeAnswerer:
 
     def _route(self, session: RealtimeSession, event: object) -> None:
         turns = self._turns
+        for turn_id, waiting in list(self._model_inputs.items()):  # a turn cut before its task ever ran
+            if waiting.turn.task is not None and waiting.turn.task.done():
+                del self._model_inputs[turn_id]
+                self.unsubscribe(waiting.inbox)
         match event:
             case SpeechStarted() if turns is not None:
                 turns.backend_speech_started()  # the session's barge-in (the model stops its answer itself)
@@ -662,7 +668,7 @@ class RealtimeAnswerer:
                     self.unsubscribe(inbox)
                     self._spawn(self._cancel_unwanted(session), "cancel")
                 else:
-                    self._model_inputs[turn.id] = _ModelInput(item_id, inbox)
+                    self._model_inputs[turn.id] = _ModelInput(item_id, inbox, turn)
                 return
             case RealtimeError() if not self._inboxes:
                 logger.info("live realtime: between turns: %s (%s)", event.code.value, event.provider_message)

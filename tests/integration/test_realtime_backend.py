@@ -418,6 +418,25 @@ async def test_a_hot_swap_with_the_models_turn_detection(astrbot, connect, fake,
     assert texts[-2:] == ["first question", "First answer."], texts
 
 
+async def test_with_the_models_turn_detection_an_unreachable_provider_is_told_at_once(
+    connect, fake, realtime, use_realtime
+):
+    """No provider session to stream to: one coded error without a turn (the user would speak to nobody);
+    a typed turn still gets its error and the cascade's answer."""
+    use_realtime(turn_detection="server_vad", api_key="sk-wrong")
+    fake.script_reply("The cascade answers this one.")
+    client = await connect(backend="realtime")
+    await client.until("hello")
+    error = await client.until("error")
+    assert error["code"] == "REALTIME_AUTH_FAILED" and error.get("turn") is None
+    turn = await text_turn(client, "are you there")
+    assert (await client.until("error", turn=turn))["code"] == "REALTIME_AUTH_FAILED"
+    assert (await client.until("end", turn=turn))["data"]["text"] == "The cascade answers this one."
+    assert (await client.until("metrics", turn=turn))["data"]["backend"] == "cascade"
+    await asyncio.sleep(1.0)  # the listener retries with backoff; it does not repeat the error
+    assert len([f for f in client.frames if f["t"] == "error" and f.get("turn") is None]) == 1
+
+
 # ---------------------------------------------------------------- barge-in and history
 
 
