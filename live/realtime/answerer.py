@@ -611,11 +611,14 @@ class RealtimeAnswerer:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(asyncio.shield(self._prepared), CONTEXT_TIMEOUT_S)
         failures = 0
+        first = True  # the first session is taken at connect, on no turn's path: its first turn says "kept"
         while not self._closed:
             session = self.session
             if session is None or not session.usable or (session.expiring() and self._idle()):
                 try:
-                    self._swap_note = await self._take()
+                    taken = await self._take()
+                    self._swap_note = None if first else taken
+                    first = False
                 except RealtimeFailure as exc:
                     if failures == 0 and self._turns is not None:  # once per outage, not per retry
                         self._turns.backend_error(error_code(exc.error), exc.error.message)

@@ -311,6 +311,7 @@ async def test_the_models_turn_detection_decides_a_spoken_turn(connect, fake, re
     assert end["data"] == {"interrupted": False, "text": "It is noon."}
     metrics = (await client.until("metrics", turn=turn))["data"]
     assert metrics["input"] == "voice" and metrics["eot_mode"] == "backend" and metrics["backend"] == "realtime"
+    assert metrics["realtime_swap"] == "kept"  # the session streamed to since connect
     timeline = metrics["timeline"]
     assert timeline["speech_end"] == 0 <= timeline["eot_decided"] <= timeline["first_audio"] <= timeline["turn_end"]
     assert "stt_done" in timeline
