@@ -489,6 +489,7 @@ class Sample:
     first_audio_ms: float | None = None  # -> first response audio of that turn
     user_msgs: int = 0
     ended_turn_in_pause: bool | None = None  # thinking: the pause ended a turn
+    pause_eot: dict = field(default_factory=dict)  # thinking, split: what ended the turn in the pause
     answer_ended: bool | None = None  # backchannel / interruption: stop_play or end{interrupted}
     pause_play_ms: float | None = None  # voiced start of the listener's sound -> pause_play
     resume_play_ms: float | None = None  # voiced end -> resume_play
@@ -592,6 +593,10 @@ async def run_thinking(server: Server, policy: Policy, providers: str, item: tup
         # The pause ended a turn when any turn was taken before the whole sentence was said
         # (the first part answered or cut as a turn of its own): more than one user_msg.
         sample.ended_turn_in_pause = len(user_msgs) > 1
+        if sample.ended_turn_in_pause:  # that turn's metrics, when it completed (while paused) before the cut
+            first = user_msgs[0].get("turn")
+            metrics = next((f for f in listener.frames if f.get("t") == "metrics" and f.get("turn") == first), None)
+            sample.pause_eot = _turn_metrics(metrics)[0] or {"eot_reason": "unknown (cut before its metrics)"}
     finally:
         await mic.stop()
         _finish(sample, listener, mic, speech_end, since)
@@ -709,6 +714,7 @@ async def run_suite(
     """Every scenario of `plan` under every available policy; returns the summary and the samples."""
     server = Server(astrbot, fake)
     await server.save()
+    code = await asyncio.to_thread(code_version)  # the code the booted server runs (loaded before now)
     unavailable = {p.name: r for p in policies if (r := unavailable_reason(p))}
     active = [p for p in policies if p.name not in unavailable]
     for name, why in unavailable.items():
@@ -777,6 +783,7 @@ async def run_suite(
             "complete_voiced_ms": {k: round(v.voiced_ms) for k, v in voices.complete.items()},
             "backchannel_voiced_ms": {k: round(v.voiced_ms) for k, v in voices.backchannel.items()},
         },
+        "code": code,
         "duration_s": round(time.monotonic() - started, 1),
         # This process is the server and the client; the rest of the machine was busy with this much.
         "other_processes_cores": _other_cores(machine_cpu, own_cpu, time.monotonic() - started),
@@ -865,6 +872,11 @@ def summarize(samples: list[Sample], policy_names: list[str], unavailable: dict[
                 "whole_utterance_first_audio_ms": summary(s.first_audio_ms for s in ok if not s.ended_turn_in_pause),
                 "eot_reasons": _count(s.eot.get("eot_reason") for s in ok),
                 "eot_fallbacks": _count(s.eot.get("eot_fallback") for s in ok if s.eot.get("eot_fallback")),
+                "in_pause": {  # what ended the turns that the pause ended
+                    "eot_reasons": _count(s.pause_eot.get("eot_reason") for s in thinking if s.ended_turn_in_pause),
+                    "eot_fallbacks": _count(s.pause_eot.get("eot_fallback") for s in thinking
+                                            if s.ended_turn_in_pause and s.pause_eot.get("eot_fallback")),
+                },  # fmt: skip
                 **_speculation(ok),
                 "failed": len(thinking) - len(ok),
             }
@@ -964,6 +976,7 @@ def markdown(result: dict, *, command: str = "", machine: dict | None = None, co
         row("same: how the turns ended (n)", lambda r, k=key: _reasons(r.get(k)))
         row("same: speculation used (n), saved ms median", lambda r, k=key: _speculation_cell(r.get(k)))
     row("thinking pauses (600-900 ms) that ended the turn", lambda r: _k_of_n(r, "thinking", pct=True), "<= 10%")
+    row("same: what ended the turn in the pause (n)", lambda r: _reasons(r.get("thinking", {}).get("in_pause")))
     row("same: how the whole utterances ended (n)", lambda r: _reasons(r.get("thinking")))
     row("same: speculation used (n), saved ms median; dropped", lambda r: _speculation_cell(r.get("thinking"), True))
     row("same, whole utterance: end of speech -> first audio, median / p95 (ms)",
@@ -1018,7 +1031,7 @@ def code_version() -> str:
 
 def write(result: dict, out_dir: Path, *, command: str, machine: dict) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
-    commit = code_version()
+    commit = result.get("code") or code_version()
     result = {**result, "command": command, "machine": machine, "code": commit}
     (out_dir / "turn_taking.json").write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
     md = "# Turn taking\n\n" + markdown(result, command=command, machine=machine, commit=commit)
