@@ -33,9 +33,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aiohttp
 
-from live.audio.resample import StreamResampler
-from live.log import logger
-
+from ..audio.resample import StreamResampler
+from ..log import logger
 from .events import (
     MODEL_RATE,
     Api,

@@ -112,3 +112,15 @@ if __name__ == "__main__":
         print(f"{unit:10} -> {', '.join(sorted(graph[unit])) or '-'}")
     print("cycles:", cycles(graph) or "none")
     print("astrbot imported by:", ", ".join(sorted(astrbot_importers())))
+
+
+def test_the_plugin_imports_itself_relatively():
+    """Installed, the plugin is `data.plugins.astrbot_plugin_live`: there is no top-level `live` package."""
+    absolute = {
+        str(path.relative_to(LIVE.parent))
+        for path in [*LIVE.rglob("*.py"), LIVE.parent / "main.py"]
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if (isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "live")
+        or (isinstance(node, ast.Import) and any(alias.name.split(".")[0] == "live" for alias in node.names))
+    }
+    assert absolute == set()
