@@ -165,6 +165,7 @@ class EndOfTurnPolicy:
         self.decision: EndOfTurnDecision | None = None
         self._scores: list[float] = []
         self._model_ms: float | None = None
+        self._answer_waiting = False
         self._reset_pause()
 
     def __repr__(self) -> str:
@@ -177,6 +178,7 @@ class EndOfTurnPolicy:
         self.decision = None
         self._scores = []
         self._model_ms = None
+        self._answer_waiting = False
         self._reset_pause()
 
     def _reset_pause(self) -> None:
@@ -185,6 +187,11 @@ class EndOfTurnPolicy:
         self._fallback: FallbackReason | None = None
         self._fallback_detail: str | None = None
         self._ahead = False  # the caller answers this pause ahead
+
+    def answer_waiting(self) -> None:
+        """The character's answer is paused for this utterance (`pause_play`): the long limit is the
+        fallback silence, so an "uh-huh" the model finds unfinished does not hold the answer for seconds."""
+        self._answer_waiting = True
 
     def answer_ahead(self) -> None:
         """The caller answers the current pause ahead, its output held: a "done" below
@@ -204,7 +211,7 @@ class EndOfTurnPolicy:
         if self.decision is not None:
             return Step.END
         s = self.settings
-        if silence_ms >= s.max_silence_ms:
+        if silence_ms >= (s.fallback_silence_ms if self._answer_waiting else s.max_silence_ms):
             return self._end("max_silence", silence_ms)
         if self._verdict and self._ahead:  # a "done" below the bar: the fallback silence confirms it
             if silence_ms < s.fallback_silence_ms:

@@ -326,7 +326,7 @@ class LiveSession:
                 self._barge_in("speech", speech_ms=speech_ms)
             case SpeechPaused():
                 if taking is not None:
-                    taking.on_paused(event)
+                    taking.on_paused(event, answer_waiting=self.paused)
             case SpeechResumed():
                 if taking is not None:
                     taking.on_resumed()  # drops a speculation: the same utterance goes on

@@ -95,7 +95,10 @@ class TurnTaking:
     def status(self) -> ModelStatus:
         return self._model.status() if self._model is not None else ModelStatus.unavailable(self._unavailable)
 
-    def on_paused(self, event: SpeechPaused) -> None:
+    def on_paused(self, event: SpeechPaused, *, answer_waiting: bool = False) -> None:
+        """`answer_waiting`: the character's answer is paused until this utterance is judged."""
+        if answer_waiting:
+            self.policy.answer_waiting()
         self._vad_pause_id = event.pause_id
         self._pause_silence_ms, self._pause_seen_at = event.silence_ms, self._clock()
         if self._speculator is not None and not self._speculating and self.policy.decision is None:

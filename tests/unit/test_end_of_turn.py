@@ -54,10 +54,13 @@ def drive(
     model: FakeModel,
     settings: EndOfTurnSettings | None = None,
     status: ModelStatus | None = None,
+    answer_waiting: bool = False,
 ) -> Run:
     """Feed `timeline` (("speech" | "silence", ms), ...) tick by tick until the policy ends the turn."""
     clock = FakeClock()
     policy = EndOfTurnPolicy(settings or EndOfTurnSettings(), clock=clock)
+    if answer_waiting:
+        policy.answer_waiting()
     pending: list[tuple[float, int, float | str]] = []  # (due, pause id, answer)
     position = silence = 0
     steps: list[tuple[int, Step]] = []
@@ -114,6 +117,23 @@ def test_not_done_and_then_silent_ends_at_the_long_limit():
     assert run.decision.reason == "max_silence"
     assert run.silence_ms == 2000
     assert run.decision.score == 0.1 and run.decision.fallback is None
+
+
+def test_while_an_answer_waits_the_long_limit_is_the_fallback_silence():
+    """An "uh-huh" over a paused answer that the model finds unfinished: the answer waits 500 ms, not 2.5 s."""
+    run = drive([("speech", 400), ("silence", 5000)], FakeModel([0.31]), answer_waiting=True)
+    assert run.decision.reason == "max_silence" and run.silence_ms == 500
+    assert run.decision.score == 0.31
+    sure = drive([("speech", 400), ("silence", 5000)], FakeModel([0.9]), answer_waiting=True)
+    assert sure.decision.reason == "model_done" and sure.silence_ms == 300  # a "done" still ends it sooner
+
+
+def test_the_shorter_limit_holds_for_one_utterance():
+    policy = EndOfTurnPolicy(EndOfTurnSettings())
+    policy.answer_waiting()
+    policy.reset()
+    assert policy.on_silence(600, ModelStatus.unavailable("model_off")) is Step.END
+    assert policy.decision is not None and policy.decision.reason == "fallback_silence"  # the fixed rule, not the cap
 
 
 def test_a_score_at_the_threshold_means_done():
