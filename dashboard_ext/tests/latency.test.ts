@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { summarizeTimeline } from '../src/lib/latency'
+import { stagesFor, summarizeTimeline } from '../src/lib/latency'
+import { en, zh } from '../src/lib/messages'
 
 describe('summarizeTimeline', () => {
   it('turns milestones into consecutive stages', () => {
@@ -57,5 +58,85 @@ describe('summarizeTimeline', () => {
     expect(s.segments).toHaveLength(1)
     expect(summarizeTimeline({}).segments).toEqual([])
     expect(summarizeTimeline({}).firstAudioMs).toBeNull()
+  })
+})
+
+// A realtime turn as the answerer records it: our VAD's end of turn, the audio sent and
+// `response.create` (agent_start), the model's transcripts beside its audio, the rest of the answer.
+const REALTIME_TURN = {
+  speech_end: 0,
+  eot_decided: 384,
+  stt_done: 393,
+  agent_start: 393,
+  llm_first_token: 697,
+  first_audio: 697,
+  turn_end: 820,
+}
+const stages = (timeline: object, data: Record<string, unknown>) =>
+  summarizeTimeline(timeline, data).segments.map((x) => [x.stage, x.from, x.to, x.ms])
+
+describe('the stages of a realtime turn', () => {
+  it('are the end of turn, getting the turn to the model, the model until its audio, and the rest', () => {
+    expect(stages(REALTIME_TURN, { backend: 'realtime', realtime_swap: 'kept' })).toEqual([
+      ['wait', 0, 384, 384],
+      ['send', 384, 393, 9],
+      ['model', 393, 697, 304],
+      ['rest', 697, 820, 123],
+    ])
+    expect(summarizeTimeline(REALTIME_TURN, { backend: 'realtime' }).firstAudioMs).toBe(697)
+  })
+
+  it('are chosen by the turn\'s backend: a cascade turn, or the fallback\'s, keeps the cascade\'s', () => {
+    const cascade = [
+      ['wait', 0, 384, 384],
+      ['stt', 384, 393, 9],
+      ['agent', 393, 393, 0],
+      ['llm', 393, 697, 304],
+      ['tts', 697, 697, 0],
+      ['rest', 697, 820, 123],
+    ]
+    expect(stages(REALTIME_TURN, { backend: 'cascade', realtime_error: 'REALTIME_TIMEOUT' })).toEqual(cascade)
+    expect(stages(REALTIME_TURN, {})).toEqual(cascade) // an older server says no backend
+    expect(stagesFor({ backend: 'realtime' }).map(([, stage]) => stage)).toEqual(['wait', 'send', 'model', 'rest'])
+  })
+
+  it('show the wait for a provider session on a swap, at the start of getting the turn to the model', () => {
+    const timeline = { speech_end: 0, eot_decided: 300, agent_start: 560, first_audio: 900, turn_end: 1000 }
+    expect(stages(timeline, { backend: 'realtime', realtime_swap: 'cold', realtime_take_ms: 212.4 })).toEqual([
+      ['wait', 0, 300, 300],
+      ['connect', 300, 512.4, 212],
+      ['send', 512.4, 560, 48],
+      ['model', 560, 900, 340],
+      ['rest', 900, 1000, 100],
+    ])
+    expect(stages(timeline, { backend: 'realtime', realtime_swap: 'warm', realtime_take_ms: 0.1 }).slice(1, 3)).toEqual([
+      ['spare', 300, 300.1, 0],
+      ['send', 300.1, 560, 260],
+    ])
+  })
+
+  it('leave out a swap that was on no turn\'s path (the model\'s own turn detection swaps between turns)', () => {
+    const timeline = { speech_end: 0, agent_start: 12, first_audio: 400, turn_end: 500 }
+    const data = { backend: 'realtime', eot_mode: 'backend', realtime_swap: 'warm', realtime_take_ms: 180 }
+    expect(stages(timeline, data).map(([stage]) => stage)).toEqual(['send', 'model', 'rest'])
+  })
+
+  it('draw a typed turn from its text, and a turn with no audio without the model\'s stage', () => {
+    expect(stages({ text_in: 0, agent_start: 4, first_audio: 310, turn_end: 600 }, { backend: 'realtime' })).toEqual([
+      ['send', 0, 4, 4],
+      ['model', 4, 310, 306],
+      ['rest', 310, 600, 290],
+    ])
+    expect(stages({ text_in: 0, agent_start: 4, llm_first_token: 200, turn_end: 600 }, { backend: 'realtime' })).toEqual([
+      ['send', 0, 4, 4],
+      ['rest', 4, 600, 596],
+    ])
+  })
+
+  it('have names in every language', () => {
+    for (const [lang, m] of Object.entries({ en, zh })) {
+      const seg: Record<string, string> = m.metrics.seg
+      for (const stage of ['spare', 'connect', 'send', 'model', 'wait', 'rest']) expect(seg[stage], `${lang} ${stage}`).toBeTruthy()
+    }
   })
 })
