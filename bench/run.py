@@ -33,7 +33,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="few runs, capacity at 50 and 100 only (~85 s)")
     ap.add_argument("--out", type=Path, help="results folder (default bench/results, or bench/results/quick)")
     ap.add_argument("--only", action="append", choices=("latency", "interrupt", "capacity", "turn_taking", "realtime"),
-                    help="run only these parts (repeatable); turn_taking (~15 min, needs Piper) and realtime "
+                    help="run only these parts (repeatable); turn_taking (~10 min, needs Piper) and realtime "
                          "(the realtime backend against the cascade, ~5 min) run only when named")  # fmt: skip
     ap.add_argument("--levels", help="capacity levels, comma-separated (default 50,100,200,300)")
     ap.add_argument("--bisect", type=int, default=3, metavar="STEPS",

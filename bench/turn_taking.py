@@ -1,7 +1,7 @@
 """Turn taking: when the user is done, thinking pauses, backchannels and real interruptions.
 
-    .venv/bin/python bench/run.py --only turn_taking            # ~15 min; bench/results/turn_taking.{json,md}
-    .venv/bin/python bench/run.py --only turn_taking --quick    # ~4 min; bench/results/quick/
+    .venv/bin/python bench/run.py --only turn_taking            # ~10 min; bench/results/turn_taking.{json,md}
+    .venv/bin/python bench/run.py --only turn_taking --quick    # ~5 min; bench/results/quick/
 
 A microphone streamed in real time (PCM16 16 kHz, 20 ms binary frames, paced on an absolute
 schedule) over the plugin's `/api/v1/live/ws` of a booted AstrBot, server VAD on. The voice is the
