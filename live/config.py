@@ -100,6 +100,7 @@ class LiveSettings:
     end_of_turn: EndOfTurnMode = "model"  # server VAD: ask the end-of-turn model at a short pause
     end_of_turn_pause_ms: int = 200  # the pause after which the model is asked (< vad_silence_ms)
     end_of_turn_max_silence_ms: int = 2500  # the long limit when the model says "not done" (>= vad_silence_ms)
+    end_of_turn_unsure_ms: int = 1000  # an unsure "done" ends the turn after this much silence (<= the long limit)
     end_of_turn_speculation: bool = True  # model mode: transcribe at the short pause, start the agent on "done", held
     vad_threshold: float = 0.5
     vad_min_speech_ms: int = 250
@@ -136,21 +137,26 @@ class LiveSettings:
 
     @property
     def vad_pause_marks_ms(self) -> tuple[int, ...]:
-        """Silences at which the endpointer reports a pause: ask the model, then the fallback."""
-        return (self.end_of_turn_pause_ms, self.vad_silence_ms) if self.end_of_turn == "model" else ()
+        """Silences at which the endpointer reports a pause: ask the model, the fallback, an unsure "done"."""
+        if self.end_of_turn != "model":
+            return ()
+        return tuple(sorted({self.end_of_turn_pause_ms, self.vad_silence_ms, self.end_of_turn_unsure_ms}))
 
     @classmethod
     def from_config(cls, raw: Mapping[str, Any] | None) -> LiveSettings:
         raw = raw or {}
         silence = _int(raw, "vad_silence_ms", 500, 150, 5000)
+        # kept in order: ask-after < the silence rule (the fallback) <= the long limit; ask-after < unsure <= long
+        pause = min(_int(raw, "end_of_turn_pause_ms", 200, 100, 400), silence - 50)
+        longest = max(_int(raw, "end_of_turn_max_silence_ms", 2500, 500, 10000), silence)
         return cls(
             stt_provider_id=str(raw.get("stt_provider_id") or "").strip(),
             tts_provider_id=str(raw.get("tts_provider_id") or "").strip(),
             vad_silence_ms=silence,
             end_of_turn=_choice(raw, "end_of_turn", ("model", "silence"), "model"),  # type: ignore[arg-type]
-            # kept in order: ask-after < the silence rule (the fallback) <= the long limit
-            end_of_turn_pause_ms=min(_int(raw, "end_of_turn_pause_ms", 200, 100, 400), silence - 50),
-            end_of_turn_max_silence_ms=max(_int(raw, "end_of_turn_max_silence_ms", 2500, 500, 10000), silence),
+            end_of_turn_pause_ms=pause,
+            end_of_turn_max_silence_ms=longest,
+            end_of_turn_unsure_ms=min(max(_int(raw, "end_of_turn_unsure_ms", 1000, 300, 10000), pause + 50), longest),
             end_of_turn_speculation=bool(raw.get("end_of_turn_speculation", True)),
             vad_threshold=_num(raw, "vad_threshold", 0.5, 0.05, 0.95),
             vad_min_speech_ms=_int(raw, "vad_min_speech_ms", 250, 50, 5000),

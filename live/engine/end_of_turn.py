@@ -6,11 +6,11 @@ end-of-turn model (`live.audio.turn_model`) is asked whether the speech sounds
 finished. Done: the turn ends at once. Not done: keep listening until the user speaks
 again (a new pause asks again) or the long limit (`max_silence_ms`) passes.
 
-When the caller answers a pause ahead (`answer_ahead()`, the speculation), a "done" below
-`confirm_threshold` is not sure enough to end the turn at once: the caller lets the held
-answer reach the agent (`Step.SPECULATE`) and the turn ends at `fallback_silence_ms` unless
-the user speaks first; a score at or above the bar ends it at once. The answer is being
-prepared meanwhile, so the wait rarely delays it. Without an answer ahead, "done" ends at once.
+A "done" below `confirm_threshold` is not sure enough to end the turn at once: thinking
+pauses after fillers ("The problem is that") score 0.7-0.95 too. The turn then ends at
+`unsure_silence_ms` (1 s) unless the user speaks first, and a caller that answers ahead
+(the speculation) lets its held answer reach the agent meanwhile (`Step.SPECULATE`), so
+the wait rarely delays the answer. A score at or above the bar ends the turn at once.
 
 When the model cannot answer in time, the old rule holds: the turn ends after
 `fallback_silence_ms`. That happens when the model is unavailable (not installed,
@@ -65,10 +65,13 @@ class EndOfTurnSettings:
     max_model_lag_ms: float = 250.0
     """Past this queue lag the model is overloaded: its answer would arrive after the fallback silence."""
     speculate: bool = False
-    """The caller may answer pauses ahead (`end_of_turn_speculation`); see `answer_ahead()`."""
+    """The caller answers pauses ahead (`end_of_turn_speculation`): a held answer reaches its agent on a
+    "done" (`Step.SPECULATE`) while the unsure silence runs."""
     confirm_threshold: float = 0.96
-    """With an answer ahead: a score at or above it ends the turn at once. Measured on Piper speech with
-    -50 dBFS noise: 12 of 16 complete questions score above it, none of 12 unfinished phrases."""
+    """A score at or above it ends the turn at once. Measured on Piper speech with -50 dBFS noise:
+    12 of 16 complete questions score above it, none of 12 unfinished phrases (6 of them score 0.7-0.95)."""
+    unsure_silence_ms: int = 1000
+    """A "done" below `confirm_threshold` ends the turn after this much silence: longer than a thinking pause."""
 
     def __post_init__(self) -> None:
         if not 0 < self.ask_after_ms < self.fallback_silence_ms <= self.max_silence_ms:
@@ -78,6 +81,10 @@ class EndOfTurnSettings:
             )
         if not 0.0 < self.done_threshold < 1.0:
             raise ValueError(f"done_threshold must be between 0 and 1, got {self.done_threshold}")
+        if not self.ask_after_ms < self.unsure_silence_ms <= self.max_silence_ms:
+            raise ValueError(
+                f"unsure_silence_ms must be above ask_after_ms and at most max_silence_ms, got {self.unsure_silence_ms}"
+            )
         if not self.done_threshold <= self.confirm_threshold <= 1.0:
             raise ValueError(f"confirm_threshold must be between done_threshold and 1, got {self.confirm_threshold}")
         if self.max_model_lag_ms < 0:
@@ -186,18 +193,11 @@ class EndOfTurnPolicy:
         self._verdict: bool | None = None  # this pause's answer: done or not
         self._fallback: FallbackReason | None = None
         self._fallback_detail: str | None = None
-        self._ahead = False  # the caller answers this pause ahead
 
     def answer_waiting(self) -> None:
         """The character's answer is paused for this utterance (`pause_play`): the long limit is the
         fallback silence, so an "uh-huh" the model finds unfinished does not hold the answer for seconds."""
         self._answer_waiting = True
-
-    def answer_ahead(self) -> None:
-        """The caller answers the current pause ahead, its output held: a "done" below
-        `confirm_threshold` then waits for the fallback silence instead of ending the turn at once."""
-        if self.decision is None:
-            self._ahead = True
 
     def on_speech(self) -> None:
         """The user is voicing: any pause is over and its pending answer is stale."""
@@ -213,8 +213,8 @@ class EndOfTurnPolicy:
         s = self.settings
         if silence_ms >= (s.fallback_silence_ms if self._answer_waiting else s.max_silence_ms):
             return self._end("max_silence", silence_ms)
-        if self._verdict and self._ahead:  # a "done" below the bar: the fallback silence confirms it
-            if silence_ms < s.fallback_silence_ms:
+        if self._verdict:  # a "done" below the bar: a longer silence confirms it
+            if silence_ms < s.unsure_silence_ms:
                 return Step.LISTEN
             return self._end("model_done", silence_ms, "silence")
         if self._fallback is not None or self._asked_at is not None:
@@ -244,7 +244,7 @@ class EndOfTurnPolicy:
         self._model_ms = (self._clock() - self._asked_at) * 1000
         self._scores.append(score)
         self._verdict = score >= self.settings.done_threshold
-        if self._verdict and (not self._ahead or score >= self.settings.confirm_threshold):
+        if self._verdict and score >= self.settings.confirm_threshold:
             return self._end("model_done", silence_ms, "score")
         step = self.on_silence(silence_ms, ModelStatus.ready())
         return Step.SPECULATE if self._verdict and step is Step.LISTEN else step

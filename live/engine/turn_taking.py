@@ -43,6 +43,7 @@ def end_of_turn_settings(settings: LiveSettings) -> EndOfTurnSettings:
         ask_after_ms=settings.end_of_turn_pause_ms,
         fallback_silence_ms=settings.vad_silence_ms,
         max_silence_ms=settings.end_of_turn_max_silence_ms,
+        unsure_silence_ms=settings.end_of_turn_unsure_ms,
         speculate=settings.end_of_turn_speculation,
     )
 
@@ -103,8 +104,7 @@ class TurnTaking:
         self._pause_silence_ms, self._pause_seen_at = event.silence_ms, self._clock()
         if self._speculator is not None and not self._speculating and self.policy.decision is None:
             self._speculating = True
-            if self._speculator.speculate(event):  # before the model: the transcription runs beside it
-                self.policy.answer_ahead()
+            self._speculator.speculate(event)  # before the model: the transcription runs beside it
         step = self.policy.on_silence(event.silence_ms, self.status())
         if step is Step.ASK:
             self._ask(event.pcm)

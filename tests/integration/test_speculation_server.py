@@ -103,9 +103,9 @@ async def test_a_thinking_pause_drops_the_speculation_and_the_tool_runs_only_aft
     The user goes on: the call never runs and nothing of that answer reaches the client or history.
     The whole utterance is then answered, and its tool call runs once, after the commit.
 
-    The confirming (fallback) silence is 1.2 s here, so that a model slowed by a loaded machine
-    cannot end the turn inside the 800 ms pause."""
-    tune(vad_silence_ms=1200)
+    The confirming silence (and the fallback) is 1.2 s here: the pause and the voice's own lead-in
+    silence add up to about a second, and a model slowed by a loaded machine must not end the turn."""
+    tune(vad_silence_ms=1200, end_of_turn_unsure_ms=1200)
     calls = len(tools_plugin.calls)
     fake.default_transcript = WHOLE
     fake.script_reply("Let me book that.", tool_call=("live_spec_book_table", {"people": 2}))  # the speculation
@@ -183,7 +183,7 @@ async def test_a_held_tool_call_runs_once_the_silence_confirms_the_turn(
     astrbot, connect, fake, say, tools_plugin, tune
 ):
     """A probable "done" (below the bar): the agent starts ahead and its tool call waits in the host's
-    hook; the end-of-speech silence then confirms the turn, and the tool runs, once."""
+    hook; the pause after an unsure "done" (1 s) then confirms the turn, and the tool runs, once."""
     tune(vad_silence_ms=1200)
     calls = len(tools_plugin.calls)
     fake.default_transcript = "well the thing is"

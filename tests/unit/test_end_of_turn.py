@@ -75,8 +75,6 @@ def drive(
             silence += TICK_MS
             step = policy.on_silence(silence, status or ModelStatus.ready())
             if step is Step.ASK:
-                if policy.settings.speculate:  # as TurnTaking does when the session answers ahead
-                    policy.answer_ahead()
                 pending.append((clock.now + model.latency_ms / 1000, policy.pause_id, model.next_answer()))
             for due, pause_id, answer in [p for p in pending if p[0] <= clock.now]:
                 pending.remove((due, pause_id, answer))
@@ -92,11 +90,11 @@ def drive(
 
 
 def test_a_finished_question_ends_as_soon_as_the_model_answers():
-    run = drive([("speech", 1500), ("silence", 3000)], FakeModel([0.93], latency_ms=100))
+    run = drive([("speech", 1500), ("silence", 3000)], FakeModel([0.97], latency_ms=100))
     assert run.decision.reason == "model_done"
     assert run.silence_ms == 300  # asked at 200 ms of silence, answered 100 ms later
     assert run.decision.silence_ms == 300
-    assert run.decision.score == 0.93 and run.decision.scores == (0.93,)
+    assert run.decision.score == 0.97 and run.decision.scores == (0.97,)
     assert run.decision.model_ms == pytest.approx(100.0)
     assert run.decision.fallback is None
 
@@ -124,7 +122,7 @@ def test_while_an_answer_waits_the_long_limit_is_the_fallback_silence():
     run = drive([("speech", 400), ("silence", 5000)], FakeModel([0.31]), answer_waiting=True)
     assert run.decision.reason == "max_silence" and run.silence_ms == 500
     assert run.decision.score == 0.31
-    sure = drive([("speech", 400), ("silence", 5000)], FakeModel([0.9]), answer_waiting=True)
+    sure = drive([("speech", 400), ("silence", 5000)], FakeModel([0.97]), answer_waiting=True)
     assert sure.decision.reason == "model_done" and sure.silence_ms == 300  # a "done" still ends it sooner
 
 
@@ -221,13 +219,13 @@ def test_a_fallback_holds_for_its_pause_only():
 def test_reset_starts_the_next_utterance():
     policy = EndOfTurnPolicy(EndOfTurnSettings(), clock=FakeClock())
     assert policy.on_silence(200, ModelStatus.ready()) is Step.ASK
-    assert policy.on_score(policy.pause_id, 0.8, 320) is Step.END
+    assert policy.on_score(policy.pause_id, 0.98, 320) is Step.END
     assert policy.on_silence(330, ModelStatus.ready()) is Step.END  # stays ended until reset
     policy.reset()
     assert policy.decision is None
     assert policy.on_silence(200, ModelStatus.ready()) is Step.ASK
-    assert policy.on_score(policy.pause_id, 0.7, 310) is Step.END
-    assert policy.decision is not None and policy.decision.scores == (0.7,)
+    assert policy.on_score(policy.pause_id, 0.97, 310) is Step.END
+    assert policy.decision is not None and policy.decision.scores == (0.97,)
 
 
 def test_decision_metrics_are_flat_and_rounded():
@@ -256,11 +254,11 @@ def test_a_sure_done_ends_at_once_with_speculation_too():
     assert Step.SPECULATE not in [step for _, step in run.steps]
 
 
-def test_a_probable_done_speculates_then_the_fallback_silence_confirms_it():
+def test_a_probable_done_speculates_then_the_unsure_silence_confirms_it():
     run = drive([("speech", 1500), ("silence", 3000)], FakeModel([0.8]), SPECULATE)
     assert [p for p, step in run.steps if step is Step.SPECULATE] == [1800]  # the answer: start ahead, once
     assert run.decision.reason == "model_done" and run.decision.confirmed_by == "silence"
-    assert run.silence_ms == 500 and run.decision.score == 0.8
+    assert run.silence_ms == 1000 and run.decision.score == 0.8
     assert run.decision.as_metrics()["eot_confirmed_by"] == "silence"
 
 
@@ -269,22 +267,22 @@ def test_speech_before_the_confirming_silence_continues_the_utterance():
     timeline = [("speech", 1500), ("silence", 400), ("speech", 1000), ("silence", 3000)]
     run = drive(timeline, FakeModel([0.9, 0.99]), SPECULATE)
     speculated = [p for p, step in run.steps if step is Step.SPECULATE]
-    assert speculated == [1800]  # in the first pause; the user went on before its 500 ms
+    assert speculated == [1800]  # in the first pause; the user went on before its 1000 ms
     assert run.decision.scores == (0.9, 0.99) and run.decision.confirmed_by == "score"
     assert run.ended_at_ms == 2900 + 300
 
 
-def test_without_speculation_a_probable_done_ends_at_once():
+def test_without_speculation_a_probable_done_also_waits_for_the_unsure_silence():
     run = drive([("speech", 1500), ("silence", 3000)], FakeModel([0.8]))
-    assert run.decision.confirmed_by == "score" and run.silence_ms == 300
+    assert run.decision.confirmed_by == "silence" and run.silence_ms == 1000
 
 
-def test_a_pause_not_answered_ahead_ends_at_once_on_a_probable_done():
-    """The setting is on, but the session did not answer this pause ahead (an answer still plays)."""
-    policy = EndOfTurnPolicy(SPECULATE, clock=FakeClock())
-    assert policy.on_silence(200, ModelStatus.ready()) is Step.ASK
-    assert policy.on_score(policy.pause_id, 0.8, 300) is Step.END
-    assert policy.decision is not None and policy.decision.confirmed_by == "score"
+def test_a_thinking_pause_the_model_calls_probably_done_stays_one_turn():
+    """ "The problem is that" (0.95), 900 ms, "the train was late." (0.99): one turn, not two."""
+    timeline = [("speech", 1200), ("silence", 900), ("speech", 1300), ("silence", 3000)]
+    run = drive(timeline, FakeModel([0.95, 0.99]))
+    assert run.decision.scores == (0.95, 0.99) and run.decision.confirmed_by == "score"
+    assert run.ended_at_ms == 1200 + 900 + 1300 + 300
 
 
 def test_a_not_done_never_speculates():

@@ -130,7 +130,7 @@ async def test_not_done_keeps_listening_until_the_long_limit(harness, servers): 
 
 
 async def test_speech_after_a_not_done_pause_continues_the_same_utterance(harness, servers):  # noqa: F811
-    fake = FakeModel(0.02, 0.95)
+    fake = FakeModel(0.02, 0.97)
     h, _ = await session_with(harness, servers, lambda: fake)
     h.agent.script.append(("Sure.",))
     await speak(h, silence_pcm(0.3) + SPEECH + silence_pcm(0.3))

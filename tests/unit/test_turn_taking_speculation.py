@@ -53,7 +53,7 @@ async def test_a_sure_done_commits_the_answer_started_ahead(harness, servers):  
 
 
 async def test_output_is_held_until_the_silence_confirms_a_probable_done(harness, servers):  # noqa: F811
-    fake = FakeModel(0.8)  # done, but below the bar: wait for the fallback silence
+    fake = FakeModel(0.8)  # done, but below the bar: wait for the unsure silence (1 s)
     h, _ = await session_with(harness, servers, lambda: fake, speculating())
     h.agent.script.append(("It is noon.",))
     h.transcriber.gate = asyncio.Event()
@@ -65,7 +65,7 @@ async def test_output_is_held_until_the_silence_confirms_a_probable_done(harness
     assert run.speculative and not run.committed
     await until(lambda: h.session._speculation is not None and h.session._speculation.task.done())
     assert [type(e) for e in client_events(h)] == [SessionStarted, StateChanged]  # what open() said, no more
-    await speak(h, silence_pcm(0.3))  # 600 ms: past the fallback silence
+    await speak(h, silence_pcm(0.8))  # 1100 ms: past the unsure silence
     metrics = (await h.until(TurnMetrics))[0]
     kinds = [type(e) for e in client_events(h)]
     assert kinds.index(UserTranscribed) < kinds.index(SentenceAudio) < kinds.index(TurnEnded) < kinds.index(TurnMetrics)
@@ -125,7 +125,7 @@ async def test_the_next_turn_waits_until_a_dropped_speculation_left_history(harn
 
 
 async def test_no_speculation_over_an_answer_that_is_still_playing(harness, servers):  # noqa: F811
-    fake = FakeModel(0.99, 0.8)  # the second "done" is below the bar: not answered ahead, it ends at once
+    fake = FakeModel(0.99, 0.97)  # the second pause is not answered ahead: a sure "done" ends it at once
     h, _ = await session_with(harness, servers, lambda: fake, speculating(barge_in_enabled=False))
     h.agent.script.append(("A long answer that is still playing when the user speaks again.",))
     await speak(h, silence_pcm(0.3) + SPEECH + silence_pcm(0.35))

@@ -254,7 +254,9 @@ def test_settings_keep_the_pause_below_the_fallback_and_the_limit_above_it():
     default = LiveSettings.from_config({})
     assert default.end_of_turn == "model"
     assert (default.end_of_turn_pause_ms, default.end_of_turn_max_silence_ms) == (200, 2500)
-    assert default.vad_end_silence_ms == 2500 and default.vad_pause_marks_ms == (200, 500)
+    assert default.vad_end_silence_ms == 2500 and default.vad_pause_marks_ms == (200, 500, 1000)
+    assert LiveSettings.from_config({"end_of_turn_unsure_ms": 50}).end_of_turn_unsure_ms == 300
+    assert LiveSettings.from_config({"end_of_turn_unsure_ms": 9000}).end_of_turn_unsure_ms == 2500  # the long limit
     tight = LiveSettings.from_config(
         {"vad_silence_ms": 150, "end_of_turn_pause_ms": 400, "end_of_turn_max_silence_ms": 100}
     )
