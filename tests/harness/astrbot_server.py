@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import socket
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -182,6 +184,26 @@ class BootedAstrBot:
     def jwt(self, username: str = "astrbot", *, expires_in: float = 3600, secret: str | None = None) -> str:
         payload = {"username": username, "exp": int(time.time() + expires_in)}
         return jwt.encode(payload, secret or self.jwt_secret, algorithm="HS256")
+
+    @contextmanager
+    def test_plugin(self, name: str) -> Iterator[Any]:
+        """Install `tests/harness/<name>` (a real plugin) into this AstrBot, yield its instance, uninstall it."""
+        manager = self.lifecycle.plugin_manager
+        shutil.copytree(Path(__file__).resolve().parent / name, self.root / "data" / "plugins" / name, dirs_exist_ok=True)
+
+        async def load():
+            ok, error = await manager.load(specified_dir_name=name)
+            assert ok, error
+            return manager.context.get_registered_star(name).star_cls
+
+        try:
+            yield self.call(load)
+        finally:
+
+            async def unload():
+                await manager.uninstall_plugin(name)
+
+            self.call(unload)
 
     def plugin(self) -> Any:
         """The live plugin instance currently loaded."""

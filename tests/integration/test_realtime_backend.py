@@ -12,12 +12,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
-import shutil
 import time
 import uuid
 import wave
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -60,22 +58,8 @@ def use_realtime(tune, realtime):
 @pytest.fixture(scope="module")
 def tools_plugin(astrbot):
     """The realtime-host tests' tool plugin (real `@filter.llm_tool` tools), loaded for this module."""
-    manager = astrbot.lifecycle.plugin_manager
-    target = astrbot.root / "data" / "plugins" / TOOLS_PLUGIN
-    shutil.copytree(Path(__file__).resolve().parents[1] / "harness" / TOOLS_PLUGIN, target, dirs_exist_ok=True)
-
-    async def load():
-        ok, error = await manager.load(specified_dir_name=TOOLS_PLUGIN)
-        assert ok, error
-        return manager.context.get_registered_star(TOOLS_PLUGIN).star_cls
-
-    plugin = astrbot.call(load)
-    yield plugin
-
-    async def unload():
-        await manager.uninstall_plugin(TOOLS_PLUGIN)
-
-    astrbot.call(unload)
+    with astrbot.test_plugin(TOOLS_PLUGIN) as plugin:
+        yield plugin
 
 
 async def eventually(check, timeout: float = 10.0, what: str = "condition"):

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import urllib.request
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -53,22 +51,8 @@ def new_conversation() -> Conversation:
 @pytest.fixture(scope="module")
 def tools_plugin(astrbot):
     """The test tools plugin, installed into the booted AstrBot for this module and uninstalled after."""
-    manager = astrbot.lifecycle.plugin_manager
-    target = astrbot.root / "data" / "plugins" / TOOLS_PLUGIN
-    shutil.copytree(Path(__file__).resolve().parents[1] / "harness" / TOOLS_PLUGIN, target, dirs_exist_ok=True)
-
-    async def load():
-        ok, error = await manager.load(specified_dir_name=TOOLS_PLUGIN)
-        assert ok, error
-        return manager.context.get_registered_star(TOOLS_PLUGIN).star_cls
-
-    plugin = astrbot.call(load)
-    yield plugin
-
-    async def unload():
-        await manager.uninstall_plugin(TOOLS_PLUGIN)
-
-    astrbot.call(unload)
+    with astrbot.test_plugin(TOOLS_PLUGIN) as plugin:
+        yield plugin
 
 
 async def typed_turn(connect, fake, conversation: Conversation, text: str, reply: str) -> list[dict]:

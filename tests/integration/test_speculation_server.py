@@ -7,9 +7,7 @@ waits for the commit (a test plugin's tool records every call). Speed is printed
 """
 
 import asyncio
-import shutil
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -28,21 +26,8 @@ STT_S, TTFT_S, TTS_S = 0.15, 0.3, 0.12
 @pytest.fixture(scope="module")
 def tools_plugin(astrbot):
     """The recording tool plugin, loaded into the booted AstrBot for this module, uninstalled after."""
-    manager = astrbot.lifecycle.plugin_manager
-    target = astrbot.root / "data" / "plugins" / TOOLS_PLUGIN
-    shutil.copytree(Path(__file__).resolve().parents[1] / "harness" / TOOLS_PLUGIN, target, dirs_exist_ok=True)
-
-    async def load():
-        ok, error = await manager.load(specified_dir_name=TOOLS_PLUGIN)
-        assert ok, error
-        return manager.context.get_registered_star(TOOLS_PLUGIN).star_cls
-
-    yield astrbot.call(load)
-
-    async def unload():
-        await manager.uninstall_plugin(TOOLS_PLUGIN)
-
-    astrbot.call(unload)
+    with astrbot.test_plugin(TOOLS_PLUGIN) as plugin:
+        yield plugin
 
 
 def realistic(fake) -> None:
