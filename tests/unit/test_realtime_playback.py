@@ -8,7 +8,7 @@ import wave
 from live.engine.events import SentenceAudio
 from live.engine.heard import heard_text
 from live.engine.speech import OutputFormat
-from live.realtime.answerer import RealtimePlayback
+from live.realtime.playback import RealtimePlayback
 from live.realtime.events import AudioDelta, TranscriptDelta
 from tests.harness.fake_realtime import tone_pcm
 
