@@ -94,6 +94,21 @@ def log_summary(page: Page) -> str:
     return json.dumps(short[-80:])
 
 
+def wait_all_played(page: Page, turn: str) -> None:
+    """Wait until the page has played every audio clip (`response` frame) of `turn` to its end."""
+    page.wait_for_function(
+        """(turn) => {
+            const log = window.__liveTest.log
+            const clips = log.filter((e) => e.kind === 'frame' && e.t === 'response' && e.turn === turn)
+            const played = log.filter((e) => e.kind === 'played' && e.turn === turn)
+            return clips.length > 0 && played.length === clips.length
+        }""",
+        arg=turn,
+        timeout=WAIT_MS,
+        polling=100,
+    )
+
+
 def bubble(page: Page, role: str, turn: str):
     return page.locator(f"[data-testid=transcript] [data-role={role}][data-turn='{turn}'] .bubble")
 
@@ -169,17 +184,7 @@ def test_a_spoken_question_is_transcribed_answered_and_played(astrbot, fake, lau
     # Every audio clip of the turn then played to its end, in order, none stopped or dropped.
     end = frame(page, "end", turn=turn)
     try:
-        page.wait_for_function(
-            """(turn) => {
-                const log = window.__liveTest.log
-                const clips = log.filter((e) => e.kind === 'frame' && e.t === 'response' && e.turn === turn)
-                const played = log.filter((e) => e.kind === 'played' && e.turn === turn)
-                return clips.length > 0 && played.length === clips.length
-            }""",
-            arg=turn,
-            timeout=WAIT_MS,
-            polling=100,
-        )
+        wait_all_played(page, turn)
     except PlaywrightError as exc:
         raise AssertionError(f"the turn's audio did not all play: {log_summary(page)}") from exc
     entries = log(page)

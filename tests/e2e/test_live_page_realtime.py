@@ -36,6 +36,7 @@ from tests.e2e.test_live_page import (
     open_live,
     plain_text,
     shot,
+    wait_all_played,
     wait_log,
 )
 from tests.harness.fake_realtime import MS_PER_CHAR, FakeRealtime, ScriptedResponse
@@ -139,17 +140,7 @@ def test_a_spoken_question_is_answered_by_the_realtime_model(
     expect(page.get_by_test_id("latency-backend")).to_contain_text("Realtime model")
     shot(page, artifacts, "desktop-realtime-latency-panel")
     page.get_by_test_id("tab-transcript").click()
-    page.wait_for_function(
-        """(turn) => {
-            const log = window.__liveTest.log
-            const clips = log.filter((e) => e.kind === 'frame' && e.t === 'response' && e.turn === turn)
-            const played = log.filter((e) => e.kind === 'played' && e.turn === turn)
-            return clips.length > 0 && played.length === clips.length
-        }""",
-        arg=turn,
-        timeout=WAIT_MS,
-        polling=100,
-    )
+    wait_all_played(page, turn)
     entries = log(page)
     played = [e for e in entries if e["kind"] == "played" and e["turn"] == turn]
     assert [e["seq"] for e in played] == sorted(e["seq"] for e in played), played
