@@ -437,12 +437,11 @@ class LiveSession:
 
     # ------------------------------------------------------------ speculation (TurnTaking's Speculator)
 
-    def speculate(self, paused: SpeechPaused) -> bool:
+    def speculate(self, paused: SpeechPaused) -> None:
         """The utterance's first short pause: answer it ahead as a held turn (`end_of_turn_speculation`).
 
         Only for the cascade, and only while no answer is running or playing: speech over an
-        answer is for the barge-in rules to judge, and its history must settle first. Returns
-        whether it did.
+        answer is for the barge-in rules to judge, and its history must settle first.
         """
         self.drop_speculation()
         previous = self._turn
@@ -452,7 +451,7 @@ class LiveSession:
             or (self._judging is not None and not self._judging.done())
             or (previous is not None and (previous.running or previous.paused or previous.unplayed_ms() > 0))
         ):
-            return False
+            return
         now = self._clock()
         speech_end = now - paused.silence_ms / 1000
         spoken = (speech_end - (len(paused.pcm) / (2 * INPUT_SAMPLE_RATE) - paused.silence_ms / 1000), speech_end)
@@ -463,7 +462,6 @@ class LiveSession:
         turn.marks["speculation_start"] = now
         self._speculation = turn
         turn.start(asyncio.create_task(turn.run(), name=f"live-speculation-{turn.id}"))
-        return True
 
     def go_ahead(self) -> None:
         if self._speculation is not None:

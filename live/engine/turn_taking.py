@@ -51,9 +51,9 @@ def end_of_turn_settings(settings: LiveSettings) -> EndOfTurnSettings:
 class Speculator(Protocol):
     """The session's side of answering ahead of the end of turn."""
 
-    def speculate(self, paused: SpeechPaused) -> bool:
-        """A short pause: start answering the utterance so far (transcribe it), every output held.
-        Returns False when it does not (e.g. an answer is still playing)."""
+    def speculate(self, paused: SpeechPaused) -> None:
+        """A short pause: start answering the utterance so far (transcribe it), every output held
+        (or not, e.g. while an answer still plays: then `go_ahead` and `drop_speculation` find nothing)."""
         ...
 
     def go_ahead(self) -> None:
