@@ -9,6 +9,14 @@ Hysteresis: an utterance starts after ``ONSET_FRAMES`` consecutive frames at or
 above ``threshold`` (~64 ms) and ends after ``silence_ms`` of frames below
 ``threshold - RELEASE_MARGIN``, so a word's soft tail does not end it early.
 
+Silence inside an utterance is also what the energy says: a frame at the room's noise
+floor (learned from the frames between utterances) and far below the utterance's
+loudest frame is silent whatever the classifier says. Silero's recurrent state keeps
+its probability up for ~100-130 ms after the voice stops; counting from the floor
+starts the pause when the voice stops, so every wait after it (the end-of-turn model's
+short pause, the fallback silence) starts that much sooner. In a loud room the floor is
+close to the voice and the rule stays out of the way.
+
 Pauses: with ``pause_marks_ms``, a growing silence inside an utterance is reported
 (`SpeechPaused`, with the audio so far) as it reaches each mark, and `SpeechResumed`
 says the user spoke again. A caller that decides the user is done (the end-of-turn
@@ -43,6 +51,12 @@ VOICED_RANGE_DB = 20.0
 Silero's probability stays high for ~130 ms after a sound stops (recurrent state),
 which would let a 100 ms cough pass for 250 ms of speech and trigger a barge-in.
 """
+
+FLOOR_MARGIN_DB = 6.0
+"""A frame at most this far above the noise floor (and `VOICED_RANGE_DB` below the peak) is silent."""
+FLOOR_RISE = 0.02
+"""Per idle frame, the floor moves this fraction of the way up to a louder frame (a quieter one
+sets it at once): it follows a room that grows louder in about 1.5 s of 32 ms frames."""
 
 _SAMPLES_PER_MS = VAD_SAMPLE_RATE // 1000
 
@@ -288,6 +302,7 @@ class Endpointer:
         self._pending.clear()
         self._pos = 0
         self._run = 0
+        self._floor_db: float | None = None  # unknown until a frame between utterances is heard
         self._end_utterance()
 
     @property
@@ -346,7 +361,7 @@ class Endpointer:
             return
         self._utt += frame
         s = self.settings
-        if prob >= self._release:
+        if prob >= self._release and not self._at_floor(level):
             self._peak_db = max(self._peak_db, level)
             if level >= self._peak_db - VOICED_RANGE_DB:
                 self._voiced += self._frame
@@ -394,7 +409,15 @@ class Endpointer:
             self._close(events, forced=False)
         return events
 
+    def _at_floor(self, level: float) -> bool:
+        """The frame is background: near the room's noise floor and far below this utterance's peak."""
+        floor = self._floor_db
+        return floor is not None and level <= min(floor + FLOOR_MARGIN_DB, self._peak_db - VOICED_RANGE_DB)
+
     def _idle_step(self, frame: bytes, prob: float, level: float, events: list[VadEvent]) -> None:
+        if prob < self.settings.threshold:  # background: the noise floor follows it
+            floor = self._floor_db
+            self._floor_db = level if floor is None or level < floor else floor + (level - floor) * FLOOR_RISE
         self._history.append(frame)
         while len(self._history) > self._history_max:
             self._history.popleft()

@@ -245,6 +245,38 @@ def test_hysteresis_onset_needs_two_frames_and_release_is_lower():
     assert events[2].at_ms == 520  # last voiced frame
 
 
+def _levels_run(probs: list[float], amplitudes: list[int], **settings) -> list:
+    """Scripted probabilities over 10 ms frames of a constant level each (amplitude in LSB)."""
+    ep = Endpointer(VadSettings(**settings), Scripted(probs))
+    pcm = b"".join((np.ones(160) * a).astype("<i2").tobytes() for a in amplitudes)
+    return [e for e in ep.feed(pcm) + ep.flush() if not isinstance(e, SpeechConfirmed)]
+
+
+def test_silence_starts_when_the_voice_falls_to_the_noise_floor_not_when_the_classifier_lets_go():
+    # Room at amplitude 10 (~20 dB), voice at 3000 (~70 dB); the classifier stays at 0.9 for 130 ms
+    # after the voice stops, as Silero's recurrent state does.
+    probs = [0.0] * 20 + [0.9] * 50 + [0.9] * 13 + [0.0] * 80
+    amps = [10] * 20 + [3000] * 50 + [10] * 93
+    events = _levels_run(probs, amps, silence_ms=500)
+    assert [type(e) for e in events] == [SpeechStarted, SpeechEnded]
+    assert events[1].at_ms == 700  # the last voiced frame: the voice, not the classifier's tail (830)
+    assert not events[1].forced and events[1].silence_ms == 500
+
+
+def test_the_floor_rule_needs_a_known_floor_and_stays_out_of_a_loud_room():
+    tail = [0.9] * 13 + [0.0] * 80
+    # No frame before the speech: no floor learned, the classifier alone decides.
+    events = _levels_run([0.9] * 50 + tail, [3000] * 50 + [10] * 93, silence_ms=500)
+    assert events[-1].at_ms == 630
+    # A room within 20 dB of the voice (amplitude 600 vs 3000): its frames are not "far below the peak".
+    events = _levels_run([0.0] * 20 + [0.9] * 50 + tail, [600] * 20 + [3000] * 50 + [600] * 93, silence_ms=500)
+    assert events[-1].at_ms == 830
+    # Quiet syllables well above the floor stay speech even if far below the peak.
+    amps = [10] * 20 + [3000] * 25 + [200] * 25 + [10] * 93
+    events = _levels_run([0.0] * 20 + [0.9] * 50 + tail, amps, silence_ms=500)
+    assert events[-1].at_ms == 700
+
+
 def test_short_speech_is_discarded_and_min_speech_counts_voiced_frames():
     events = scripted_run([0.9] * 15 + [0.0] * 60, min_speech_ms=250)
     assert [type(e) for e in events] == [SpeechStarted, SpeechDiscarded]
