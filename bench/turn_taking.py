@@ -25,7 +25,11 @@ t0 + s / 16000; a frame is sent when its last sample is spoken, as a real microp
 The bench client connects with `pause_play=1` and counts an answer as ended only by `stop_play`
 (or its `end` with `interrupted: true`); `pause_play` / `resume_play` are recorded when the server
 sends them. The fake STT returns the scenario's transcript for every request (so a speculative
-transcription or a split utterance gets words too); a cough is transcribed as "" (no words).
+transcription or a split utterance gets words too); a cough is transcribed as "" (no words). In a
+`thinking` scenario it hears what the upload holds: audio that ends before the second part's voice
+(+100 ms) is the first part's words ("I need to, um,"), longer audio the whole sentence. The words
+count (answering ahead weighs the transcript of a pause), so they are written with the scenario's
+punctuation and case, as recognisers that punctuate (Whisper, the cloud APIs) write them.
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ from typing import Any
 import numpy as np
 import psutil
 
+from tests.harness.fake_providers import _tokens
+
 from .measure import CONVERSATIONS, LONG_REPLY, ProviderLatency, set_latency
 from .stats import summary
 
@@ -54,6 +60,7 @@ RATE = 16000
 FRAME = 320  # samples: 20 ms
 FRAME_S = FRAME / RATE
 NOISE_DBFS = -50.0
+PREROLL_S = 0.3  # vad_preroll_ms: audio kept from before the voice starts
 VOICED_DBFS = -45.0  # a 10 ms window above this is speech (the clips are clean Piper audio)
 SPECULATION_KEY = "end_of_turn_speculation"
 PLUGIN_WS = "/api/v1/live/ws"
@@ -62,7 +69,9 @@ INSTANT = ProviderLatency(stt_s=0.0, ttft_s=0.0, token_s=0.005, tts_s=0.0)
 REALISTIC = ProviderLatency()  # STT 150 ms, TTFT 300 ms then 30 ms per token, TTS 120 ms
 PROVIDER_SETS = {"realistic": REALISTIC, "instant": INSTANT}
 ANSWER = CONVERSATIONS[0].reply  # "Sure, it's sunny and warm today, ..."
-FIRST_CLAUSE_TOKENS = 6  # "Sure, it's sunny and warm today," is spoken first (the first-clause fast path)
+FIRST_CLAUSE = "Sure, it's sunny and warm today,"  # spoken first (the first-clause fast path)
+# As the fake LLM streams it: 7 tokens ("Sure,", " ", "it's ", ...), so 6 gaps between the first and the last.
+FIRST_CLAUSE_TOKENS = len(_tokens(FIRST_CLAUSE))
 
 
 def provider_floor_ms(lat: ProviderLatency) -> float:
@@ -468,7 +477,8 @@ class Server:
         with fake._lock:
             fake.replies.clear()
             fake.transcripts.clear()
-            fake.default_transcript = transcript  # every STT request of this scenario hears it
+            fake.default_transcript = transcript  # every STT request of this scenario hears it ...
+            fake.heard_by_length = []  # ... unless the scenario says what each length of upload holds
             fake.default_reply = SHORT_REPLY
         fake.script_reply(reply, ttft=lat.ttft_s, interval=lat.token_s)
 
@@ -552,7 +562,7 @@ async def _after_speech(listener: Listener, sample: Sample, speech_end: float, *
 
 async def run_complete(server: Server, policy: Policy, providers: str, text: str, clip: Clip) -> Sample:
     sample = Sample("complete", policy.name, providers, text, voiced_ms=round(clip.voiced_ms))
-    server.script(text.lower().strip("?.!"), ANSWER, PROVIDER_SETS[providers])
+    server.script(text, ANSWER, PROVIDER_SETS[providers])
     client, listener, _ = await server.open(policy)
     mic = Mic(client.send_raw, noise_floor())
     mic.start()
@@ -576,7 +586,11 @@ async def run_thinking(server: Server, policy: Policy, providers: str, item: tup
     joined, first_end, rest_start = clip
     sample = Sample("thinking", policy.name, providers, f"{first} ... {rest}", pause_ms=pause_ms,
                     voiced_ms=round(joined.voiced_ms))  # fmt: skip
-    server.script(f"{first} {rest}".lower(), ANSWER, PROVIDER_SETS[providers])
+    server.script(f"{first} {rest}", ANSWER, PROVIDER_SETS[providers])
+    # An upload starts ~preroll (300 ms) before the voice; one that ends before the second part's
+    # voice (+100 ms) holds only the first part.
+    first_only_s = (rest_start - joined.voiced_start) / RATE + PREROLL_S + 0.1
+    server.fake.heard_by_length = [(first_only_s, first), (float("inf"), f"{first} {rest}")]
     client, listener, _ = await server.open(policy)
     mic = Mic(client.send_raw, noise_floor())
     mic.start()

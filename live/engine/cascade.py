@@ -124,8 +124,12 @@ async def transcribe(turn: Turn) -> str | None:
         reason = f"timed out after {ctx.stt_timeout_s:.0f} s" if isinstance(exc, TimeoutError) else exc
         turn.emit(ErrorRaised(ErrorCode.STT_FAILED, f"speech recognition failed: {reason}", turn.id))
         turn.set_state("listening")
+        if turn.on_transcript is not None:
+            turn.on_transcript(None)
         return None
     turn.mark("stt_done")
+    if turn.on_transcript is not None:
+        turn.on_transcript(text)
     turn.extra["stt_ms"] = round((turn.clock() - started) * 1000)
     reason = None
     if not text:

@@ -12,6 +12,13 @@ pauses after fillers ("The problem is that") score 0.7-0.95 too. The turn then e
 (the speculation) lets its held answer reach the agent meanwhile (`Step.SPECULATE`), so
 the wait rarely delays the answer. A score at or above the bar ends the turn at once.
 
+With answering ahead, the pause's transcript is a second cue (`text_cue`): words that
+end like a finished sentence ("...today?") move the decision one step sooner (an unsure
+"done" ends at once; a "not done" ends at the unsure silence), words that cannot end one
+("I need to, um,", "...and the") one step later (a sure "done" waits for the unsure
+silence; an unsure one for the long limit). The transcription runs beside the model, so
+while it is expected the policy waits for it (never past the fallback silence).
+
 When the model cannot answer in time, the old rule holds: the turn ends after
 `fallback_silence_ms`. That happens when the model is unavailable (not installed,
 file mismatch, failed), overloaded (its queue lag is past `max_model_lag_ms`, so the
@@ -46,8 +53,19 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 FallbackReason = Literal["model_unavailable", "model_overloaded", "model_late", "model_failed"]
-EndReason = Literal["model_done", "max_silence", "fallback_silence"]
-ConfirmedBy = Literal["score", "silence"]
+EndReason = Literal["model_done", "text_done", "max_silence", "fallback_silence"]
+ConfirmedBy = Literal["score", "text", "silence"]
+
+
+class TextCue(enum.Enum):
+    """What the words of a pause say about the end of the turn (`text_cue`)."""
+
+    FINISHED = "finished"
+    """They end like a finished sentence: a full stop, question or exclamation mark."""
+    UNFINISHED = "unfinished"
+    """They cannot end one: a trailing comma or ellipsis, a filler, a conjunction or an article."""
+    UNKNOWN = "unknown"
+    """Nothing either way (no punctuation, no words, no transcript)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +157,10 @@ class EndOfTurnDecision:
     scores: tuple[float, ...] = field(default=())
     """Every score of this utterance, one per pause the model judged."""
     confirmed_by: ConfirmedBy | None = None
-    """For `model_done`: the score alone ended the turn, or a later silence confirmed a lower "done"."""
+    """For `model_done` / `text_done`: the score alone ended the turn, the transcript's words did, or a
+    later silence confirmed an unsure verdict."""
+    text: TextCue | None = None
+    """The last judged pause's transcript cue (None: no transcript came in time)."""
 
     def as_metrics(self) -> dict[str, object]:
         """Flat JSON-ready fields for a metrics frame."""
@@ -152,6 +173,7 @@ class EndOfTurnDecision:
             "eot_fallback_detail": self.fallback_detail,
             "eot_pauses_judged": len(self.scores),
             "eot_confirmed_by": self.confirmed_by,
+            "eot_text": None if self.text is None else self.text.value,
         }
 
 
@@ -160,8 +182,10 @@ class EndOfTurnPolicy:
 
     Drive it with VAD facts: `on_speech()` when the user is (again) voicing,
     `on_silence(ms, status)` as a pause grows, `on_score(pause_id, score, ms)` and
-    `on_model_failed(pause_id, reason, ms)` when the model answers. After `Step.END`,
-    `decision` holds the record and `reset()` starts the next utterance.
+    `on_model_failed(pause_id, reason, ms)` when the model answers; with answering ahead,
+    `expect_text()` when the pause is being transcribed and `on_text(pause_id, text, ms)`
+    when it is. After `Step.END`, `decision` holds the record and `reset()` starts the
+    next utterance.
     """
 
     def __init__(self, settings: EndOfTurnSettings, clock: Callable[[], float] = time.monotonic) -> None:
@@ -191,8 +215,12 @@ class EndOfTurnPolicy:
     def _reset_pause(self) -> None:
         self._asked_at: float | None = None  # clock time of the pending request
         self._verdict: bool | None = None  # this pause's answer: done or not
+        self._sure = False  # ... and done at or above the confirm threshold
         self._fallback: FallbackReason | None = None
         self._fallback_detail: str | None = None
+        self._text_expected = False  # this pause is being transcribed ...
+        self._text: TextCue | None = None  # ... and what its words said
+        self._went_ahead = False  # `Step.SPECULATE` was returned in this pause
 
     def answer_waiting(self) -> None:
         """The character's answer is paused for this utterance (`pause_play`): the long limit is the
@@ -213,13 +241,11 @@ class EndOfTurnPolicy:
         s = self.settings
         if silence_ms >= (s.fallback_silence_ms if self._answer_waiting else s.max_silence_ms):
             return self._end("max_silence", silence_ms)
-        if self._verdict:  # a "done" below the bar: a longer silence confirms it
-            if silence_ms < s.unsure_silence_ms:
-                return Step.LISTEN
-            return self._end("model_done", silence_ms, "silence")
+        if self._verdict is not None:
+            return self._judge(silence_ms)
         if self._fallback is not None or self._asked_at is not None:
-            if silence_ms < s.fallback_silence_ms or self._verdict is False:
-                return Step.LISTEN  # waiting for the answer, or told "not done"
+            if silence_ms < s.fallback_silence_ms:
+                return Step.LISTEN  # waiting for the answer
             if self._fallback is None:
                 self._fallback, self._fallback_detail = "model_late", f"no answer after {silence_ms} ms of silence"
             return self._end("fallback_silence", silence_ms)
@@ -244,10 +270,54 @@ class EndOfTurnPolicy:
         self._model_ms = (self._clock() - self._asked_at) * 1000
         self._scores.append(score)
         self._verdict = score >= self.settings.done_threshold
-        if self._verdict and score >= self.settings.confirm_threshold:
-            return self._end("model_done", silence_ms, "score")
-        step = self.on_silence(silence_ms, ModelStatus.ready())
-        return Step.SPECULATE if self._verdict and step is Step.LISTEN else step
+        self._sure = score >= self.settings.confirm_threshold
+        return self._judge(silence_ms)
+
+    def expect_text(self) -> None:
+        """The current pause is being transcribed: its words will count (`on_text`)."""
+        if self.decision is None:
+            self._text_expected = True
+
+    def on_text(self, pause_id: int, text: str | None, silence_ms: int) -> Step:
+        """The transcript of `pause_id` came in (None: the transcription failed); the pause has
+        now lasted `silence_ms`."""
+        if self.decision is not None:
+            return Step.END
+        if pause_id != self.pause_id or self._text is not None:
+            return Step.LISTEN
+        self._text = text_cue(text) if text is not None else TextCue.UNKNOWN
+        if self._verdict is None:
+            return Step.LISTEN  # the model has not answered yet: it still decides first
+        return self._judge(silence_ms)
+
+    def _judge(self, silence_ms: int) -> Step:
+        """This pause has a verdict: end now, at a silence still to come, or go on listening.
+
+        The verdict places the end on a ladder (now / the unsure silence / the long limit), and
+        the words move it one rung (finished: sooner; unfinished: later). While the transcript
+        is still coming the decision waits for it, up to the fallback silence.
+        """
+        s = self.settings
+        if self._text_expected and self._text is None and silence_ms < s.fallback_silence_ms:
+            return Step.LISTEN
+        rung = 0 if self._sure else (1 if self._verdict else 2)
+        if self._text is TextCue.FINISHED:
+            rung -= 1
+        elif self._text is TextCue.UNFINISHED:
+            rung += 1
+        rung = min(max(rung, 0), 2)
+        reason: EndReason = "model_done" if self._verdict else "text_done"
+        if rung == 0:
+            return self._end(reason, silence_ms, "score" if self._sure else "text")
+        long_limit = s.fallback_silence_ms if self._answer_waiting else s.max_silence_ms
+        if rung == 2 or silence_ms < min(s.unsure_silence_ms, long_limit):
+            if silence_ms >= long_limit:
+                return self._end("max_silence", silence_ms)
+            if rung == 1 and not self._went_ahead:  # probably done: said once per pause
+                self._went_ahead = True
+                return Step.SPECULATE
+            return Step.LISTEN
+        return self._end(reason, silence_ms, "silence")
 
     def on_model_failed(self, pause_id: int, reason: str, silence_ms: int) -> Step:
         """The model's run for `pause_id` failed: fall back to the fixed silence for this pause."""
@@ -269,6 +339,7 @@ class EndOfTurnPolicy:
             fallback_detail=self._fallback_detail,
             scores=tuple(self._scores),
             confirmed_by=confirmed_by,
+            text=self._text,
         )
         return Step.END
 
@@ -323,3 +394,41 @@ def is_backchannel(text: str) -> bool:
     if latin and not _LATIN_BACKCHANNEL.fullmatch(" ".join(latin)):
         return False
     return all(_HAN_BACKCHANNEL.fullmatch(run) for run in han)
+
+
+# --- the words of a pause ------------------------------------------------------------------
+
+# Words a sentence does not end on: fillers, conjunctions, articles and possessives, "to".
+# Prepositions and pronouns are absent on purpose: "Who are you going with?", "I told her."
+_CONTINUING_WORDS = frozenset(
+    "um umm uhm uh uhh er erm hmm and or but because cause if than the a an my your our their to".split()
+)
+# Chinese has no spaces: only endings that cannot close a sentence ("我要那个" can; "暖和" ends in 和).
+_CONTINUING_HAN = ("嗯", "呃", "额", "就是说", "然后", "所以", "因为", "但是", "而且", "或者", "如果")
+_CONTINUING_MARKS = (",", "，", "、", "…", "...", "—", "-", ":", "：", ";", "；")
+_FINAL_MARKS = (".", "?", "!", "。", "？", "！")
+_TRAILING = "\"'”’)）」』]】 \t\n"
+
+
+def text_cue(text: str) -> TextCue:
+    """What a transcript's ending says about the turn, in English and Chinese.
+
+    >>> text_cue("What is the weather like today?"), text_cue("I need to, um,"), text_cue("so I was")
+    (<TextCue.FINISHED: 'finished'>, <TextCue.UNFINISHED: 'unfinished'>, <TextCue.UNKNOWN: 'unknown'>)
+
+    A filler or conjunction at the end wins over the punctuation after it ("I need to um."):
+    recognisers often close a fragment with a full stop.
+    """
+    text = unicodedata.normalize("NFKC", text).rstrip(_TRAILING)
+    if not text:
+        return TextCue.UNKNOWN
+    words = re.findall(r"[A-Za-z']+|[\u3400-\u9fff]+", text)
+    if words:
+        last = words[-1]
+        if last.casefold() in _CONTINUING_WORDS or last.endswith(_CONTINUING_HAN):
+            return TextCue.UNFINISHED
+    if text.endswith(_CONTINUING_MARKS):
+        return TextCue.UNFINISHED
+    if text.endswith(_FINAL_MARKS):
+        return TextCue.FINISHED
+    return TextCue.UNKNOWN

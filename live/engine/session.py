@@ -437,8 +437,9 @@ class LiveSession:
 
     # ------------------------------------------------------------ speculation (TurnTaking's Speculator)
 
-    def speculate(self, paused: SpeechPaused) -> None:
-        """The utterance's first short pause: answer it ahead as a held turn (`end_of_turn_speculation`).
+    def speculate(self, paused: SpeechPaused, heard: Callable[[str | None], None]) -> bool:
+        """The utterance's first short pause: answer it ahead as a held turn (`end_of_turn_speculation`);
+        its transcript goes to `heard` as soon as it is in.
 
         Only for the cascade, and only while no answer is running or playing: speech over an
         answer is for the barge-in rules to judge, and its history must settle first.
@@ -451,7 +452,7 @@ class LiveSession:
             or (self._judging is not None and not self._judging.done())
             or (previous is not None and (previous.running or previous.paused or previous.unplayed_ms() > 0))
         ):
-            return
+            return False
         now = self._clock()
         speech_end = now - paused.silence_ms / 1000
         spoken = (speech_end - (len(paused.pcm) / (2 * INPUT_SAMPLE_RATE) - paused.silence_ms / 1000), speech_end)
@@ -460,8 +461,10 @@ class LiveSession:
             clock=self._clock, echo_possible=previous is not None and previous.played_during(*spoken), speculative=True,
         )  # fmt: skip
         turn.marks["speculation_start"] = now
+        turn.on_transcript = heard
         self._speculation = turn
         turn.start(asyncio.create_task(turn.run(), name=f"live-speculation-{turn.id}"))
+        return True
 
     def go_ahead(self) -> None:
         if self._speculation is not None:

@@ -194,6 +194,8 @@ class Turn:
         if not speculative:
             self._go_ahead.set()
         self.discarded = False  # a speculation the user talked through: history keeps nothing of it
+        # a speculation's words, for the end-of-turn decision (None: the transcription failed)
+        self.on_transcript: Callable[[str | None], None] | None = None
 
     def __repr__(self) -> str:
         return f"Turn({self.id}, {self.phase.value})"

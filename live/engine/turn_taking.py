@@ -12,9 +12,10 @@ Nothing here waits: model answers arrive as future callbacks on the loop; an ans
 an older pause is stale and ignored (the policy's pause ids).
 
 With a `Speculator` (`end_of_turn_speculation`), the session answers ahead: at the first
-short pause it transcribes the utterance so far (`speculate`), when the end is decided or
-the model says "probably done" the held answer may start its agent (`go_ahead`), and when
-the user speaks again it is dropped (`drop_speculation`); the `SpeechEnded` commits it.
+short pause it transcribes the utterance so far (`speculate`), and the words come back
+for the policy to weigh beside the model's score (`EndOfTurnPolicy.on_text`); when the
+end is decided or probably near the held answer may start its agent (`go_ahead`), and
+when the user speaks again it is dropped (`drop_speculation`); the `SpeechEnded` commits it.
 
 Example (the session's side):
     >>> taking = TurnTaking(settings, worker, stream.end_utterance)
@@ -51,9 +52,10 @@ def end_of_turn_settings(settings: LiveSettings) -> EndOfTurnSettings:
 class Speculator(Protocol):
     """The session's side of answering ahead of the end of turn."""
 
-    def speculate(self, paused: SpeechPaused) -> None:
-        """A short pause: start answering the utterance so far (transcribe it), every output held
-        (or not, e.g. while an answer still plays: then `go_ahead` and `drop_speculation` find nothing)."""
+    def speculate(self, paused: SpeechPaused, heard: Callable[[str | None], None]) -> bool:
+        """A short pause: start answering the utterance so far (transcribe it, then call `heard` with
+        the words, or None when the transcription failed), every output held. Returns False when it
+        does not (e.g. while an answer still plays: then `go_ahead` and `drop_speculation` find nothing)."""
         ...
 
     def go_ahead(self) -> None:
@@ -104,12 +106,15 @@ class TurnTaking:
         self._pause_silence_ms, self._pause_seen_at = event.silence_ms, self._clock()
         if self._speculator is not None and not self._speculating and self.policy.decision is None:
             self._speculating = True
-            self._speculator.speculate(event)  # before the model: the transcription runs beside it
+            pause_id = self.policy.pause_id
+            # before the model: the transcription runs beside it
+            if self._speculator.speculate(event, lambda text: self._heard(pause_id, text)):
+                self.policy.expect_text()
         step = self.policy.on_silence(event.silence_ms, self.status())
         if step is Step.ASK:
             self._ask(event.pcm)
-        elif step is Step.END:
-            self._end()
+        else:
+            self._act(step)
 
     def on_resumed(self) -> None:
         self._vad_pause_id = None
@@ -173,8 +178,15 @@ class TurnTaking:
         else:
             reason = exc.reason if isinstance(exc, TurnModelUnavailable) else "inference_failed"
             step = self.policy.on_model_failed(pause_id, reason, silence)
-        if pause_id != self.policy.pause_id:
-            return
+        if pause_id == self.policy.pause_id:
+            self._act(step)
+
+    def _heard(self, pause_id: int, text: str | None) -> None:
+        """The speculation's transcript of pause `pause_id` is in: the words weigh in."""
+        if pause_id == self.policy.pause_id and self._vad_pause_id is not None:
+            self._act(self.policy.on_text(pause_id, text, self._silence_now()))
+
+    def _act(self, step: Step) -> None:
         if step is Step.SPECULATE and self._speculating:
             assert self._speculator is not None
             self._speculator.go_ahead()

@@ -8,9 +8,11 @@ client closed before the end (what a barge-in must cause).
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import threading
 import time
+import wave
 from collections import deque
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -73,6 +75,9 @@ class FakeProviders:
     chat_fail: bool = False
     stt_fail: bool = False  # transcriptions answer 500
     default_transcript: str = ""  # what STT hears when no transcript is scripted (soak: every utterance a turn)
+    heard_by_length: list[tuple[float, str]] = field(default_factory=list)
+    """When set (and no transcript is scripted): (seconds, text) in rising order, an upload at most that
+    long hears that text, so a cut-off utterance hears only the words it holds; longer ones the last text."""
     default_reply: str | None = None  # what the LLM streams when no reply is scripted (else an echo)
     title_reply: str = "Live chat"  # the answer to non-streaming side requests ("<None>": AstrBot keeps no title)
     stt_started: list[float] = field(default_factory=list)  # monotonic time each transcription request arrived
@@ -106,6 +111,7 @@ class FakeProviders:
             self.tts_fail_containing = None
             self.chat_fail = self.stt_fail = False
             self.default_transcript, self.default_reply = "", None
+            self.heard_by_length = []
             self.title_reply = "Live chat"
             self.stt_started.clear()
             self.served = dict.fromkeys(self.served, 0)
@@ -214,7 +220,13 @@ class FakeProviders:
         if self.stt_fail:
             return web.json_response({"error": {"message": "scripted STT failure"}}, status=500)
         with self._lock:
-            text = self.transcripts.popleft() if self.transcripts else self.default_transcript
+            if self.transcripts:
+                text = self.transcripts.popleft()
+            elif self.heard_by_length:
+                seconds = _wav_seconds(audio)
+                text = next((t for limit, t in self.heard_by_length if seconds <= limit), self.heard_by_length[-1][1])
+            else:
+                text = self.default_transcript
         if self.keep_records:
             self.transcriptions.append(
                 {"bytes": len(audio), "text": text, "wav": audio[:4] == b"RIFF", "started": started,
@@ -285,3 +297,12 @@ def _completion(text: str) -> dict:
 
 def _sse(payload: dict) -> bytes:
     return f"data: {json.dumps(payload)}\n\n".encode()
+
+
+def _wav_seconds(wav: bytes) -> float:
+    """How long a WAV upload is (0 when it is no WAV)."""
+    try:
+        with wave.open(io.BytesIO(wav)) as w:
+            return w.getnframes() / w.getframerate()
+    except (wave.Error, EOFError):
+        return 0.0

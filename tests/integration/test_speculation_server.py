@@ -78,7 +78,15 @@ async def test_a_question_is_answered_ahead_and_its_first_audio_comes_sooner(ast
 
 THINKING = "Well, the thing is,"  # the model: probably done (0.85 here), below the bar of 0.96
 CONTINUATION = "I need a table for two people tonight."
-WHOLE = "well the thing is i need a table for two people tonight"
+HEAD = "well the thing is"  # heard unpunctuated: the words say nothing either way, the score decides
+WHOLE = "well the thing is i need a table for two people tonight."
+
+
+def hear_what_is_said(fake, say, head: str, whole: str) -> None:
+    """The fake STT hears `head` in an upload that ends in the thinking pause, `whole` in a longer one.
+    (An upload starts ~300 ms before the voice; the pause is 800 ms.)"""
+    head_s = len(say(THINKING)) / (2 * 16000)
+    fake.heard_by_length = [(head_s + 0.3 + 0.5, head), (float("inf"), whole)]
 
 
 async def test_a_thinking_pause_drops_the_speculation_and_the_tool_runs_only_after_the_commit(
@@ -92,7 +100,7 @@ async def test_a_thinking_pause_drops_the_speculation_and_the_tool_runs_only_aft
     silence add up to about a second, and a model slowed by a loaded machine must not end the turn."""
     tune(vad_silence_ms=1200, end_of_turn_unsure_ms=1200)
     calls = len(tools_plugin.calls)
-    fake.default_transcript = WHOLE
+    hear_what_is_said(fake, say, HEAD, WHOLE)
     fake.script_reply("Let me book that.", tool_call=("live_spec_book_table", {"people": 2}))  # the speculation
     fake.script_reply("Booking it.", tool_call=("live_spec_book_table", {"people": 2}))  # the committed turn
     fake.script_reply("Your table for two is booked.")  # after the tool's result
@@ -168,8 +176,9 @@ async def test_a_held_tool_call_runs_once_the_silence_confirms_the_turn(
     astrbot, connect, fake, say, tools_plugin, tune
 ):
     """A probable "done" (below the bar): the agent starts ahead and its tool call waits in the host's
-    hook; the pause after an unsure "done" (1 s) then confirms the turn, and the tool runs, once."""
-    tune(vad_silence_ms=1200)
+    hook; the pause after an unsure "done" (1.2 s here: the voice's own trailing silence and the 0.8 s
+    pause must stay below it) then confirms the turn, and the tool runs, once."""
+    tune(vad_silence_ms=1200, end_of_turn_unsure_ms=1200)
     calls = len(tools_plugin.calls)
     fake.default_transcript = "well the thing is"
     fake.script_reply("Let me see.", tool_call=("live_spec_book_table", {"people": 4}))

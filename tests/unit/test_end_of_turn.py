@@ -12,7 +12,9 @@ from live.engine.end_of_turn import (
     EndOfTurnSettings,
     ModelStatus,
     Step,
+    TextCue,
     is_backchannel,
+    text_cue,
 )
 
 TICK_MS = 10
@@ -55,13 +57,22 @@ def drive(
     settings: EndOfTurnSettings | None = None,
     status: ModelStatus | None = None,
     answer_waiting: bool = False,
+    texts: list[str | None] | None = None,
+    text_latency_ms: int = 150,
 ) -> Run:
-    """Feed `timeline` (("speech" | "silence", ms), ...) tick by tick until the policy ends the turn."""
+    """Feed `timeline` (("speech" | "silence", ms), ...) tick by tick until the policy ends the turn.
+
+    With `texts`, each pause is transcribed as answering ahead does: from its first short pause,
+    the next text arriving `text_latency_ms` later (None: the transcription failed; "never": it never comes).
+    """
     clock = FakeClock()
-    policy = EndOfTurnPolicy(settings or EndOfTurnSettings(), clock=clock)
+    s = settings or EndOfTurnSettings()
+    policy = EndOfTurnPolicy(s, clock=clock)
     if answer_waiting:
         policy.answer_waiting()
     pending: list[tuple[float, int, float | str]] = []  # (due, pause id, answer)
+    heard: list[tuple[float, int, str | None]] = []  # (due, pause id, transcript)
+    texts = list(texts) if texts is not None else None
     position = silence = 0
     steps: list[tuple[int, Step]] = []
     for kind, length in timeline:
@@ -73,6 +84,11 @@ def drive(
                 policy.on_speech()
                 continue
             silence += TICK_MS
+            if texts and silence == s.ask_after_ms:  # the speculation transcribes, before the model is asked
+                policy.expect_text()
+                text = texts.pop(0)
+                if text != "never":
+                    heard.append((clock.now + text_latency_ms / 1000, policy.pause_id, text))
             step = policy.on_silence(silence, status or ModelStatus.ready())
             if step is Step.ASK:
                 pending.append((clock.now + model.latency_ms / 1000, policy.pause_id, model.next_answer()))
@@ -82,6 +98,9 @@ def drive(
                     step = policy.on_model_failed(pause_id, answer, silence)
                 else:
                     step = policy.on_score(pause_id, answer, silence)
+            for due, pause_id, text in [h for h in heard if h[0] <= clock.now]:
+                heard.remove((due, pause_id, text))
+                step = policy.on_text(pause_id, text, silence)
             steps.append((position, step))
             if step is Step.END:
                 assert policy.decision is not None
@@ -239,6 +258,7 @@ def test_decision_metrics_are_flat_and_rounded():
         "eot_fallback_detail": None,
         "eot_pauses_judged": 2,
         "eot_confirmed_by": None,
+        "eot_text": None,
     }
 
 
@@ -289,6 +309,84 @@ def test_a_not_done_never_speculates():
     run = drive([("speech", 1500), ("silence", 3000)], FakeModel([0.1]), SPECULATE)
     assert Step.SPECULATE not in [step for _, step in run.steps]
     assert run.decision.reason == "max_silence" and run.decision.confirmed_by is None
+
+
+# --- the words of the pause (answering ahead transcribes it) ----------------------------------
+
+
+def test_an_unsure_done_ends_when_the_words_sound_finished():
+    run = drive([("speech", 1500), ("silence", 3000)], FakeModel([0.8]), SPECULATE, texts=["What time is it?"])
+    assert run.silence_ms == 350  # the transcript came 150 ms after the short pause, after the score
+    assert run.decision.reason == "model_done" and run.decision.confirmed_by == "text"
+    assert run.decision.text is TextCue.FINISHED and run.decision.as_metrics()["eot_text"] == "finished"
+
+
+def test_a_sure_done_waits_for_the_words_and_a_filler_turns_it_unsure():
+    run = drive([("speech", 1500), ("silence", 3000)], FakeModel([0.97]), SPECULATE, texts=["I need to, um,"])
+    assert Step.SPECULATE in [step for _, step in run.steps]  # probably done: the answer may start meanwhile
+    assert run.decision.confirmed_by == "silence" and run.silence_ms == 1000
+
+
+def test_an_unsure_done_on_an_unfinished_phrase_waits_for_the_user():
+    timeline = [("speech", 1200), ("silence", 900), ("speech", 1300), ("silence", 3000)]
+    run = drive(timeline, FakeModel([0.9, 0.99]), SPECULATE, texts=["And then we went to the", "the old market."])
+    assert Step.SPECULATE not in [step for _, step in run.steps[:200]]  # no answer prepared in the first pause
+    assert run.decision.scores == (0.9, 0.99) and run.ended_at_ms == 1200 + 900 + 1300 + 350
+    run = drive([("speech", 1500), ("silence", 3000)], FakeModel([0.9]), SPECULATE, texts=["I want to order, um,"])
+    assert run.decision.reason == "max_silence" and run.silence_ms == 2500
+
+
+def test_a_not_done_on_a_finished_sentence_ends_at_the_unsure_silence():
+    """The second half after a thinking pause often scores low ("book a table for two people tonight." 0.1)."""
+    run = drive([("speech", 1500), ("silence", 3000)], FakeModel([0.1]), SPECULATE,
+                texts=["I need to, um, book a table for two people tonight."])  # fmt: skip
+    assert run.decision.reason == "text_done" and run.decision.confirmed_by == "silence"
+    assert run.silence_ms == 1000
+    assert [p for p, step in run.steps if step is Step.SPECULATE] == [1850]  # prepared while the silence runs
+
+
+def test_words_that_never_come_do_not_hold_the_decision_past_the_fallback_silence():
+    run = drive([("speech", 1500), ("silence", 3000)], FakeModel([0.97]), SPECULATE, texts=["never"])
+    assert run.decision.confirmed_by == "score" and run.silence_ms == 500 and run.decision.text is None
+    run = drive([("speech", 1500), ("silence", 3000)], FakeModel([0.8]), SPECULATE, texts=["never"])
+    assert [p for p, step in run.steps if step is Step.SPECULATE] == [1500 + 500]  # the answer starts on the score
+    assert run.decision.confirmed_by == "silence" and run.silence_ms == 1000
+    run = drive([("speech", 1500), ("silence", 3000)], FakeModel([0.8]), SPECULATE, texts=[None])  # STT failed
+    assert run.decision.confirmed_by == "silence" and run.silence_ms == 1000
+    assert run.decision.text is TextCue.UNKNOWN
+
+
+def test_words_that_come_before_the_score_wait_for_it():
+    run = drive([("speech", 1500), ("silence", 3000)], FakeModel([0.8], latency_ms=200), SPECULATE,
+                texts=["Tell me a joke."], text_latency_ms=20)  # fmt: skip
+    assert run.silence_ms == 400 and run.decision.confirmed_by == "text"
+
+
+@pytest.mark.parametrize(
+    ("text", "cue"),
+    [
+        ("What is the weather like today?", TextCue.FINISHED),
+        ("Tell me a joke.", TextCue.FINISHED),
+        ("Who are you going with?", TextCue.FINISHED),
+        ('He said "hi."', TextCue.FINISHED),
+        ("今天天气怎么样？", TextCue.FINISHED),
+        ("我要那个。", TextCue.FINISHED),
+        ("今天很暖和。", TextCue.FINISHED),
+        ("I need to, um,", TextCue.UNFINISHED),
+        ("I need to um.", TextCue.UNFINISHED),  # recognisers close fragments with a full stop
+        ("And then we went to the", TextCue.UNFINISHED),
+        ("Let me think, hmm...", TextCue.UNFINISHED),
+        ("I like apples and", TextCue.UNFINISHED),
+        ("我想问一下，然后", TextCue.UNFINISHED),
+        ("我觉得，嗯", TextCue.UNFINISHED),
+        ("So I was thinking that maybe we could", TextCue.UNKNOWN),
+        ("ok", TextCue.UNKNOWN),
+        ("", TextCue.UNKNOWN),
+        ("  ", TextCue.UNKNOWN),
+    ],
+)
+def test_text_cue(text, cue):
+    assert text_cue(text) is cue
 
 
 @pytest.mark.parametrize(

@@ -75,14 +75,45 @@ async def test_output_is_held_until_the_silence_confirms_a_probable_done(harness
     assert metrics.timeline["first_audio"] == metrics.timeline["eot_decided"]  # released at the commit
 
 
+async def test_finished_words_confirm_a_probable_done_as_soon_as_they_are_transcribed(harness, servers):  # noqa: F811
+    fake = FakeModel(0.8)  # done, not sure: alone it would wait for the unsure silence (1 s)
+    h, _ = await session_with(harness, servers, lambda: fake, speculating())
+    h.agent.script.append(("It is noon.",))
+    h.transcriber.text = "What time is it?"
+    h.transcriber.gate = asyncio.Event()
+    await speak(h, silence_pcm(0.3) + SPEECH + silence_pcm(0.3))
+    await until(lambda: h.transcriber.calls == 1 and len(fake.batches) == 1)
+    await asyncio.sleep(0.05)  # the score is in; the words are not
+    assert h.agent.runs == [] and not h.of(UserTranscribed)  # waiting for the words, not for 1 s of silence
+    h.transcriber.gate.set()
+    metrics = (await h.until(TurnMetrics))[0]
+    assert metrics.extra["eot_reason"] == "model_done" and metrics.extra["eot_confirmed_by"] == "text"
+    assert metrics.extra["eot_text"] == "finished" and metrics.extra["eot_silence_ms"] < 1000
+    assert [e.text for e in h.of(UserTranscribed)] == ["What time is it?"]
+
+
+async def test_unfinished_words_hold_even_a_sure_done(harness, servers):  # noqa: F811
+    fake = FakeModel(0.99)
+    h, _ = await session_with(harness, servers, lambda: fake, speculating(end_of_turn_max_silence_ms=1500))
+    h.agent.script.append(("Go on.",))
+    h.transcriber.text = "I want to order, um,"
+    await speak(h, silence_pcm(0.3) + SPEECH + silence_pcm(0.6))
+    await until(lambda: h.transcriber.calls == 1 and len(fake.batches) == 1)
+    await asyncio.sleep(0.05)
+    assert not h.of(UserTranscribed)  # 600 ms of silence and not over: a filler is no end
+    await speak(h, silence_pcm(0.6))
+    metrics = (await h.until(TurnMetrics))[0]
+    assert metrics.extra["eot_confirmed_by"] == "silence" and metrics.extra["eot_text"] == "unfinished"
+
+
 async def test_speech_after_a_probable_done_discards_the_speculation_and_continues(harness, servers):  # noqa: F811
     fake = FakeModel(0.8, 0.99)
     h, _ = await session_with(harness, servers, lambda: fake, speculating())
-    h.transcriber.text = "i need to um"
+    h.transcriber.text = "i need a table"  # words without a cue either way: the score decides
     await speak(h, silence_pcm(0.3) + SPEECH + silence_pcm(0.3))
     first = await h.agent.started()
     first.say("Sure, what do")  # the speculative answer is under way
-    h.transcriber.text = "i need to um book a table"
+    h.transcriber.text = "i need a table for two"
     await speak(h, MORE + silence_pcm(0.35))  # the user went on: one utterance
     second = await h.agent.started(2)
     second.say("Booked.")
@@ -90,8 +121,8 @@ async def test_speech_after_a_probable_done_discards_the_speculation_and_continu
     metrics = (await h.until(TurnMetrics))[0]
     await until(lambda: first.discarded)
     assert first.stopped and not first.committed and first.kept == []
-    assert [e.text for e in h.of(UserTranscribed)] == ["i need to um book a table"]
-    assert second.text == "i need to um book a table" and second.committed
+    assert [e.text for e in h.of(UserTranscribed)] == ["i need a table for two"]
+    assert second.text == "i need a table for two" and second.committed
     assert not any("what do" in getattr(e, "text", "") for e in h.events)  # nothing of the dropped answer
     assert metrics.extra["speculations_dropped"] == 1 and metrics.extra["eot_pauses_judged"] == 2
     assert [e.state for e in h.of(SpeechDetected)] == ["speech_start", "speech_end"]
