@@ -41,6 +41,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--frame-ms", default="60,20",
                     help="capacity microphone frame sizes in ms, comma-separated; the first is the headline "
                          "(default 60,20; --quick: the first only)")  # fmt: skip
+    ap.add_argument("--end-of-turn", choices=("model", "silence"),
+                    help="the plugin's end_of_turn setting for the whole run (default: the plugin's default, model); "
+                         "the turn-taking part sets it per policy")  # fmt: skip
     ap.add_argument("--wait-quiet", type=float, default=0, metavar="S",
                     help="on a shared machine: wait up to S seconds for other processes to use < 0.3 cores "
                          "before the run and before the capacity part")  # fmt: skip
@@ -93,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     if background > 0.3:
         log(f"warning: other processes are using {background} cores of this machine; figures will be noisier")
     providers = FakeProviders()
-    server = BootedAstrBot(root, REPO, providers, PLUGIN_CONFIG)
+    config = PLUGIN_CONFIG | ({"end_of_turn": args.end_of_turn} if args.end_of_turn else {})
+    server = BootedAstrBot(root, REPO, providers, config)
     log("booting AstrBot with the plugin and the fake providers")
     server.start()
     quiet_logs()

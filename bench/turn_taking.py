@@ -386,6 +386,7 @@ _PROBES: dict[str, tuple[Any, Any]] = {
     "end_of_turn": ("model", "silence"),
     "vad_silence_ms": (500, 900),
     SPECULATION_KEY: (True, False),
+    "end_of_turn_pause_ms": (200, 150),
 }
 
 

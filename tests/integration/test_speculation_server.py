@@ -82,10 +82,10 @@ HEAD = "well the thing is"  # heard unpunctuated: the words say nothing either w
 WHOLE = "well the thing is i need a table for two people tonight."
 
 
-def hear_what_is_said(fake, say, head: str, whole: str) -> None:
-    """The fake STT hears `head` in an upload that ends in the thinking pause, `whole` in a longer one.
-    (An upload starts ~300 ms before the voice; the pause is 800 ms.)"""
-    head_s = len(say(THINKING)) / (2 * 16000)
+def hear_what_is_said(fake, say, spoken: str, head: str, whole: str) -> None:
+    """The fake STT hears `head` in an upload that ends in the 800 ms thinking pause after `spoken`,
+    `whole` in a longer one. (An upload starts ~300 ms before the voice.)"""
+    head_s = len(say(spoken)) / (2 * 16000)
     fake.heard_by_length = [(head_s + 0.3 + 0.5, head), (float("inf"), whole)]
 
 
@@ -100,7 +100,7 @@ async def test_a_thinking_pause_drops_the_speculation_and_the_tool_runs_only_aft
     silence add up to about a second, and a model slowed by a loaded machine must not end the turn."""
     tune(vad_silence_ms=1200, end_of_turn_unsure_ms=1200)
     calls = len(tools_plugin.calls)
-    hear_what_is_said(fake, say, HEAD, WHOLE)
+    hear_what_is_said(fake, say, THINKING, HEAD, WHOLE)
     fake.script_reply("Let me book that.", tool_call=("live_spec_book_table", {"people": 2}))  # the speculation
     fake.script_reply("Booking it.", tool_call=("live_spec_book_table", {"people": 2}))  # the committed turn
     fake.script_reply("Your table for two is booked.")  # after the tool's result
@@ -146,12 +146,14 @@ async def test_a_thinking_pause_drops_the_speculation_and_the_tool_runs_only_aft
 async def test_a_thinking_pause_drops_its_transcript_and_the_whole_utterance_is_one_turn(
     astrbot, connect, fake, say, tune
 ):
-    """ "I need to, um," (the model: not done), 800 ms, then the rest: the transcription started at the
-    pause is dropped when the user goes on; one turn, one chat request, one exchange in history.
+    """ "I need to, um," (the model: not done; the words too), 800 ms, then the rest: the transcription
+    started at the pause is dropped when the user goes on; one turn, one chat request, one exchange in
+    history. The whole sentence's words sound finished: the turn ends by them at the latest after the
+    pause after an unsure "done", not at the longest pause.
     (End-of-speech silence 1.2 s: a model slowed by a loaded machine cannot end the turn in the pause.)"""
     tune(vad_silence_ms=1200)
-    whole = "i need to um book a table for two people tonight"
-    fake.default_transcript = whole
+    whole = "I need to, um, book a table for two people tonight."
+    hear_what_is_said(fake, say, "I need to, um,", "I need to, um,", whole)
     fake.script_reply("For two, tonight. Done.")
     conversation = f"spec-pause-{uuid.uuid4().hex[:8]}"
     client = await connect(conversation_id=conversation)
@@ -164,6 +166,9 @@ async def test_a_thinking_pause_drops_its_transcript_and_the_whole_utterance_is_
     data = await metrics_of(client, user["turn"])
     await client.drain(0.5)
     assert data["speculations_dropped"] >= 1, data
+    # (fallback_silence: the model answered late on a loaded machine; the words were still weighed)
+    assert data["eot_text"] == "finished" and data["eot_reason"] in ("model_done", "text_done", "fallback_silence"), data
+    assert data["eot_silence_ms"] <= 1300, data  # the unsure silence (1 s) at the latest, and a VAD frame
     assert [f["data"]["text"] for f in client.frames if f["t"] == "user_msg"] == [whole]
     assert [f["data"]["state"] for f in client.frames if f["t"] == "vad"] == ["speech_start", "speech_end"]
     assert len(fake.streams) == 1 and len(fake.transcriptions) >= 2  # the dropped one cost a transcription
