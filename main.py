@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from astrbot.api import AstrBotConfig, logger
@@ -14,7 +13,7 @@ from .live import PROTOCOL_VERSION
 from .live.config import LiveSettings
 from .live.errors import CloseCode
 from .live.host.access import dashboard_username
-from .live.host.dashboard import RouteMount, warm_web_api
+from .live.host.dashboard import RouteMount
 from .live.host.offline_providers import register_offline_providers
 from .live.host.runtime import build_services
 from .live.host.webchat_page import webchat_index_routes
@@ -40,12 +39,10 @@ class LiveModePlugin(Star):
         self.feeds = PlatformFeeds(self.server.rooms, lambda: self.settings, lambda: dashboard_username(context))
         # The dashboard's plugin-view bridge prefixes the plugin name to the route.
         context.register_web_api(f"{PLUGIN_NAME}/live/status", self.status, ["GET"], "Live Mode status")
-        self._warm_web_api: asyncio.Task | None = None
 
     async def initialize(self) -> None:
         self.routes.mount(self._routes())  # hot reload: the dashboard already exists
         self.feeds.start()
-        self._warm_web_api = asyncio.create_task(warm_web_api(), name="live-warm-web-api")
 
     @filter.on_astrbot_loaded()
     async def on_loaded(self) -> None:
@@ -81,8 +78,6 @@ class LiveModePlugin(Star):
         }
 
     async def terminate(self) -> None:
-        if self._warm_web_api is not None:
-            await asyncio.gather(self._warm_web_api, return_exceptions=True)  # a ~1 s import, in a thread
         self.routes.unmount()
         await self.feeds.stop()
         await self.server.close_all(CloseCode.SERVICE_RESTART, "Live Mode is reloading or stopping")

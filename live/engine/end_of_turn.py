@@ -90,6 +90,9 @@ class EndOfTurnSettings:
     12 of 16 complete questions score above it, none of 12 unfinished phrases (6 of them score 0.7-0.95)."""
     unsure_silence_ms: int = 1000
     """A "done" below `confirm_threshold` ends the turn after this much silence: longer than a thinking pause."""
+    min_speech_ms: int = 0
+    """A pause after less voiced audio than this (a click, a lone "Wait,") is not judged: ended, it would be
+    dropped as too short, so only the fallback silence ends it (the caller passes `speech_ms` to `on_silence`)."""
 
     def __post_init__(self) -> None:
         if not 0 < self.ask_after_ms < self.fallback_silence_ms <= self.max_silence_ms:
@@ -234,11 +237,14 @@ class EndOfTurnPolicy:
         self.pause_id += 1
         self._reset_pause()
 
-    def on_silence(self, silence_ms: int, status: ModelStatus) -> Step:
-        """The current pause has lasted `silence_ms`; `status` is the model's state now."""
+    def on_silence(self, silence_ms: int, status: ModelStatus, speech_ms: int | None = None) -> Step:
+        """The current pause has lasted `silence_ms`; `status` is the model's state now; `speech_ms` the
+        utterance's voiced audio so far, when the caller knows it."""
         if self.decision is not None:
             return Step.END
         s = self.settings
+        if speech_ms is not None and speech_ms < s.min_speech_ms and self._asked_at is None and self._verdict is None:
+            status = ModelStatus.unavailable("too_short")
         if silence_ms >= (s.fallback_silence_ms if self._answer_waiting else s.max_silence_ms):
             return self._end("max_silence", silence_ms)
         if self._verdict is not None:
@@ -401,7 +407,7 @@ def is_backchannel(text: str) -> bool:
 # Words a sentence does not end on: fillers, conjunctions, articles and possessives, "to".
 # Prepositions and pronouns are absent on purpose: "Who are you going with?", "I told her."
 _CONTINUING_WORDS = frozenset(
-    "um umm uhm uh uhh er erm hmm and or but because cause if than the a an my your our their to".split()
+    "um umm uhm uh uhh er erm and or but because cause if than the a an my your our their to".split()
 )
 # Chinese has no spaces: only endings that cannot close a sentence ("我要那个" can; "暖和" ends in 和).
 _CONTINUING_HAN = ("嗯", "呃", "额", "就是说", "然后", "所以", "因为", "但是", "而且", "或者", "如果")

@@ -46,6 +46,7 @@ def end_of_turn_settings(settings: LiveSettings) -> EndOfTurnSettings:
         max_silence_ms=settings.end_of_turn_max_silence_ms,
         unsure_silence_ms=settings.end_of_turn_unsure_ms,
         speculate=settings.end_of_turn_speculation,
+        min_speech_ms=settings.vad_min_speech_ms,
     )
 
 
@@ -110,7 +111,7 @@ class TurnTaking:
             # before the model: the transcription runs beside it
             if self._speculator.speculate(event, lambda text: self._heard(pause_id, text)):
                 self.policy.expect_text()
-        step = self.policy.on_silence(event.silence_ms, self.status())
+        step = self.policy.on_silence(event.silence_ms, self.status(), event.speech_ms)
         if step is Step.ASK:
             self._ask(event.pcm)
         else:

@@ -7,14 +7,19 @@ only after the dashboard is constructed, so we mount at `on_astrbot_loaded`
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import importlib
 from typing import Any
 
 from starlette.routing import BaseRoute
 
 from ..log import logger
+
+# AstrBot (4.26+) serves `register_web_api` handlers (our status route, any plugin's) through a
+# Quart compatibility layer it imports on the first such request, on its event loop: ~0.75-1 s in
+# which no live microphone is read. Imported here, it loads with the plugin, before any session.
+try:
+    import quart  # noqa: F401
+except ImportError:  # a host without the layer: nothing to load
+    pass
 
 
 OWNER_MARK = "_astrbot_live_mode"
@@ -27,17 +32,6 @@ def dashboard_app() -> Any | None:
         return None
     adapter = getattr(server, "APP", None)
     return getattr(adapter, "_app", None) if adapter is not None else None
-
-
-async def warm_web_api() -> None:
-    """Import, in a thread, what the host imports on its first `/api/plug/` request.
-
-    AstrBot (4.26+) serves `register_web_api` handlers (our status route, any plugin's) through a
-    Quart compatibility layer that it imports on the first such request, on its event loop: ~0.75-1 s
-    in which no live microphone is read (every session's VAD then lags by that much at once).
-    """
-    with contextlib.suppress(ImportError):
-        await asyncio.to_thread(importlib.import_module, "quart")
 
 
 class RouteMount:

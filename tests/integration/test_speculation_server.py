@@ -82,11 +82,13 @@ HEAD = "well the thing is"  # heard unpunctuated: the words say nothing either w
 WHOLE = "well the thing is i need a table for two people tonight."
 
 
-def hear_what_is_said(fake, say, spoken: str, head: str, whole: str) -> None:
-    """The fake STT hears `head` in an upload that ends in the 800 ms thinking pause after `spoken`,
-    `whole` in a longer one. (An upload starts ~300 ms before the voice.)"""
-    head_s = len(say(spoken)) / (2 * 16000)
-    fake.heard_by_length = [(head_s + 0.3 + 0.5, head), (float("inf"), whole)]
+def hear_what_is_said(fake, say, whole: str, *parts: tuple[str, str]) -> None:
+    """The fake STT hears what an upload holds: for each (spoken, heard) of `parts`, in order, an upload
+    that ends in the pause after `spoken` hears `heard`; a longer one `whole`. An upload starts ~300 ms
+    before the voice and a pause is judged ~224 ms in, so it is at most Piper's clip of `spoken` + 0.75 s
+    long; the next words (after a comma's pause, ~300 ms, or a thinking pause) make it longer."""
+    fake.heard_by_length = [(len(say(spoken)) / (2 * 16000) + 0.75, heard) for spoken, heard in parts]
+    fake.heard_by_length.append((float("inf"), whole))
 
 
 async def test_a_thinking_pause_drops_the_speculation_and_the_tool_runs_only_after_the_commit(
@@ -100,7 +102,7 @@ async def test_a_thinking_pause_drops_the_speculation_and_the_tool_runs_only_aft
     silence add up to about a second, and a model slowed by a loaded machine must not end the turn."""
     tune(vad_silence_ms=1200, end_of_turn_unsure_ms=1200)
     calls = len(tools_plugin.calls)
-    hear_what_is_said(fake, say, THINKING, HEAD, WHOLE)
+    hear_what_is_said(fake, say, WHOLE, ("Well,", "Well,"), (THINKING, HEAD))
     fake.script_reply("Let me book that.", tool_call=("live_spec_book_table", {"people": 2}))  # the speculation
     fake.script_reply("Booking it.", tool_call=("live_spec_book_table", {"people": 2}))  # the committed turn
     fake.script_reply("Your table for two is booked.")  # after the tool's result
@@ -153,7 +155,7 @@ async def test_a_thinking_pause_drops_its_transcript_and_the_whole_utterance_is_
     (End-of-speech silence 1.2 s: a model slowed by a loaded machine cannot end the turn in the pause.)"""
     tune(vad_silence_ms=1200)
     whole = "I need to, um, book a table for two people tonight."
-    hear_what_is_said(fake, say, "I need to, um,", "I need to, um,", whole)
+    hear_what_is_said(fake, say, whole, ("I need to,", "I need to,"), ("I need to, um,", "I need to, um,"))
     fake.script_reply("For two, tonight. Done.")
     conversation = f"spec-pause-{uuid.uuid4().hex[:8]}"
     client = await connect(conversation_id=conversation)
@@ -185,7 +187,8 @@ async def test_a_held_tool_call_runs_once_the_silence_confirms_the_turn(
     pause must stay below it) then confirms the turn, and the tool runs, once."""
     tune(vad_silence_ms=1200, end_of_turn_unsure_ms=1200)
     calls = len(tools_plugin.calls)
-    fake.default_transcript = "well the thing is"
+    # the pause after "Well," is heard as that: unfinished words, so no answer starts there
+    hear_what_is_said(fake, say, HEAD, ("Well,", "Well,"))
     fake.script_reply("Let me see.", tool_call=("live_spec_book_table", {"people": 4}))
     fake.script_reply("A table for four is booked.")
     client = await connect(conversation_id=f"spec-held-{uuid.uuid4().hex[:8]}")

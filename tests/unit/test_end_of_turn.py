@@ -247,6 +247,19 @@ def test_reset_starts_the_next_utterance():
     assert policy.decision is not None and policy.decision.scores == (0.97,)
 
 
+def test_a_pause_after_too_little_speech_is_not_judged():
+    """ "Wait," (190 ms voiced) then a breath: the model is not asked; ended there, it would be dropped
+    as too short, so only the fallback silence ends it (and speech before then continues it)."""
+    policy = EndOfTurnPolicy(EndOfTurnSettings(min_speech_ms=250), clock=FakeClock())
+    assert policy.on_silence(224, ModelStatus.ready(), speech_ms=190) is Step.LISTEN
+    assert policy.on_silence(512, ModelStatus.ready(), speech_ms=190) is Step.END
+    assert policy.decision is not None and policy.decision.reason == "fallback_silence"
+    policy.reset()
+    assert policy.on_silence(224, ModelStatus.ready(), speech_ms=190) is Step.LISTEN
+    policy.on_speech()  # "... what about Sunday?": the same utterance, now long enough
+    assert policy.on_silence(224, ModelStatus.ready(), speech_ms=900) is Step.ASK
+
+
 def test_decision_metrics_are_flat_and_rounded():
     decision = EndOfTurnDecision("model_done", 312, 0.93456, 101.26, scores=(0.1, 0.93456))
     assert decision.as_metrics() == {
