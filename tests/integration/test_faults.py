@@ -508,6 +508,25 @@ class SeparateAstrBot:
         return jwt.encode({"username": username, "exp": int(time.time() + 3600)}, self.secret, algorithm="HS256")
 
 
+def _default_signals() -> None:
+    """In the child before exec: Ctrl-C and SIGTERM as a shell would deliver them. A child inherits
+    ignored and blocked signals (Python then never installs its KeyboardInterrupt handler, or the
+    signal stays pending), so a SIGINT test of a server started from a test runner that ignores or
+    blocks SIGINT would stop nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
+def _ignored_signals(pid: int) -> str:
+    """The blocked and ignored signal masks of a Linux process, for the log of a stop that failed."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return "signal masks unknown"
+    return " ".join(line.replace("\t", " ") for line in status.splitlines() if line.startswith(("SigBlk", "SigIgn")))
+
+
 async def boot_separate_astrbot(providers, root: Path) -> SeparateAstrBot:
     import secrets
 
@@ -531,7 +550,8 @@ async def boot_separate_astrbot(providers, root: Path) -> SeparateAstrBot:
     astrbot_cli = Path(sys.executable).with_name("astrbot")
     with log.open("wb") as out:
         proc = await asyncio.create_subprocess_exec(
-            str(astrbot_cli), "run", "--port", str(port), cwd=root, env=env, stdout=out, stderr=asyncio.subprocess.STDOUT
+            str(astrbot_cli), "run", "--port", str(port), cwd=root, env=env, stdout=out, stderr=asyncio.subprocess.STDOUT,
+            preexec_fn=_default_signals,
         )
     server = SeparateAstrBot(proc, root, port, secret, log)
     deadline = time.monotonic() + 120
@@ -572,6 +592,7 @@ async def astrbot_stopped(providers, astrbot, tmp_path_factory) -> StopOutcome:
         providers.script_reply(LONG, interval=0.1)
         await clients[0].send({"t": "text_input", "text": "a turn in flight while AstrBot stops"})
         await clients[0].until("bot_delta_chunk", timeout=30)
+        print(f"test process SIGINT: {signal.getsignal(signal.SIGINT)!r}; child {_ignored_signals(server.proc.pid)}")
         server.proc.send_signal(signal.SIGINT)
         closes = await asyncio.gather(*(c.closed(timeout=60) for c in clients))
         exit_code = await asyncio.wait_for(server.proc.wait(), 60)
