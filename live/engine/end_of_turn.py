@@ -217,8 +217,7 @@ class EndOfTurnPolicy:
 
     def _reset_pause(self) -> None:
         self._asked_at: float | None = None  # clock time of the pending request
-        self._verdict: bool | None = None  # this pause's answer: done or not
-        self._sure = False  # ... and done at or above the confirm threshold
+        self._verdict: bool | None = None  # this pause's answer: done or not (its score is `_scores[-1]`)
         self._fallback: FallbackReason | None = None
         self._fallback_detail: str | None = None
         self._text_expected = False  # this pause is being transcribed ...
@@ -276,7 +275,6 @@ class EndOfTurnPolicy:
         self._model_ms = (self._clock() - self._asked_at) * 1000
         self._scores.append(score)
         self._verdict = score >= self.settings.done_threshold
-        self._sure = score >= self.settings.confirm_threshold
         return self._judge(silence_ms)
 
     def expect_text(self) -> None:
@@ -306,7 +304,8 @@ class EndOfTurnPolicy:
         s = self.settings
         if self._text_expected and self._text is None and silence_ms < s.fallback_silence_ms:
             return Step.LISTEN
-        rung = 0 if self._sure else (1 if self._verdict else 2)
+        sure = self._scores[-1] >= s.confirm_threshold  # this pause's score: `on_score` appended it
+        rung = 0 if sure else (1 if self._verdict else 2)
         if self._text is TextCue.FINISHED:
             rung -= 1
         elif self._text is TextCue.UNFINISHED:
@@ -314,7 +313,7 @@ class EndOfTurnPolicy:
         rung = min(max(rung, 0), 2)
         reason: EndReason = "model_done" if self._verdict else "text_done"
         if rung == 0:
-            return self._end(reason, silence_ms, "score" if self._sure else "text")
+            return self._end(reason, silence_ms, "score" if sure else "text")
         long_limit = s.fallback_silence_ms if self._answer_waiting else s.max_silence_ms
         if rung == 2 or silence_ms < min(s.unsure_silence_ms, long_limit):
             if silence_ms >= long_limit:

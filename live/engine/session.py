@@ -447,8 +447,7 @@ class LiveSession:
         self.drop_speculation()
         previous = self._turn
         if (
-            paused.speech_ms < self.settings.vad_min_speech_ms  # would be discarded as a noise
-            or self._ctx.answerer.backend != "cascade"
+            self._ctx.answerer.backend != "cascade"
             or (self._judging is not None and not self._judging.done())
             or (previous is not None and (previous.running or previous.paused or previous.unplayed_ms() > 0))
         ):

@@ -105,7 +105,12 @@ class TurnTaking:
             self.policy.answer_waiting()
         self._vad_pause_id = event.pause_id
         self._pause_silence_ms, self._pause_seen_at = event.silence_ms, self._clock()
-        if self._speculator is not None and not self._speculating and self.policy.decision is None:
+        if (
+            self._speculator is not None
+            and not self._speculating
+            and self.policy.decision is None
+            and event.speech_ms >= self.settings.min_speech_ms  # else dropped as a noise if it ended here
+        ):
             self._speculating = True
             pause_id = self.policy.pause_id
             # before the model: the transcription runs beside it
